@@ -1,0 +1,26 @@
+"""Packaging for the Cassandra migrator: the Beam transforms and the migration pipeline."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="cassandra-beam-migrator",
+    version="0.1.0",
+    description="Migrate Apache Cassandra tables between clusters with an Apache Beam pipeline",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*"]),
+    install_requires=[
+        # 2.77 is the release tested here; Beam keeps its Python API stable within a major.
+        "apache-beam>=2.77.0,<3",
+        # The PyPI wheels carry the C extensions (libev reactor, Cython serializers).
+        "cassandra-driver>=3.30.1,<4",
+        "PyYAML>=6.0.1,<7",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0,<10", "ruff>=0.6"],
+        "bench": ["psutil>=5.9", "pyinstrument>=4.6"],
+    },
+    entry_points={"console_scripts": ["cassandra-migrate=pipelines.migrate:main"]},
+)

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real Cassandra on loopback and one fresh keyspace per test.
+
+``CASSANDRA_HOSTS`` (comma-separated) names already-running independent clusters, one contact
+point each: the first is the source cluster, the second the target cluster. When it is unset
+the session starts two local single-node clusters (127.0.0.1 and 127.0.0.2) with
+``tools.local_cassandra`` and stops them at the end, but only the ones it started itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+from cassandra.cluster import Cluster
+from cassandra.policies import RoundRobinPolicy
+
+from tools import local_cassandra
+
+
+def _start_local(count: int, first: int = 1, **options) -> tuple[list[str], list[str]]:
+    """Start (or reuse) local clusters; return (addresses, addresses this call started)."""
+    nodes = local_cassandra.plan_nodes(count, "clusters", auth=False, tls=False, heap="1G",
+                                       num_tokens=1, extra=options, first=first)
+    report = local_cassandra.start(nodes)
+    addresses = [node["address"] for node in report]
+    started = [node["address"] for node in report if node["state"] != "reused"]
+    return addresses, started
+
+
+@pytest.fixture(scope="session")
+def cassandra_hosts():
+    """Contact points of two independent clusters: [source, target]."""
+    configured = os.environ.get("CASSANDRA_HOSTS")
+    if configured:
+        hosts = [host.strip() for host in configured.split(",") if host.strip()]
+        if len(hosts) < 2:
+            pytest.fail("CASSANDRA_HOSTS must name two independent clusters, e.g. "
+                        "127.0.0.1,127.0.0.2")
+        yield hosts
+        return
+    hosts, started = _start_local(2)
+    yield hosts
+    if started:
+        local_cassandra.stop(started)
+
+
+@pytest.fixture(scope="session")
+def local_cluster_factory():
+    """Start extra local single-node clusters with their own cassandra.yaml settings.
+
+    Used for behaviour that needs a differently configured server (a guardrail on the target,
+    say). Nodes are numbered from 127.0.0.3 up and stopped at the end of the session.
+    """
+    counter = itertools.count(3)
+    started: list[str] = []
+
+    def start(**settings) -> str:
+        addresses, new = _start_local(1, first=next(counter), **settings)
+        started.extend(new)
+        return addresses[0]
+
+    yield start
+    if started:
+        local_cassandra.stop(started)
+
+
+def connect(host: str) -> Cluster:
+    return Cluster([host], load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+
+
+@pytest.fixture(scope="session")
+def source_session(cassandra_hosts):
+    cluster = connect(cassandra_hosts[0])
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def target_session(cassandra_hosts):
+    cluster = connect(cassandra_hosts[1])
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+def create_keyspace(session, name: str, replication_factor: int = 1) -> None:
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = "
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}")
+
+
+@pytest.fixture
+def keyspace(request, source_session, target_session):
+    """A keyspace name unique to this test, created on the source and the target, then dropped.
+
+    The same name exists on both clusters, so a test copies ``ks.t`` on the source to ``ks.t``
+    on the target.
+    """
+    name = f"t_{request.node.name[:20].lower().strip('_')}_{uuid.uuid4().hex[:8]}"
+    name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    for session in (source_session, target_session):
+        create_keyspace(session, name)
+    yield name
+    for session in (source_session, target_session):
+        session.execute(f"DROP KEYSPACE IF EXISTS {name}")

@@ -1,0 +1,1 @@
+"""Developer tools: the local Cassandra launcher and helpers for tests, demo and benchmarks."""
