@@ -13,16 +13,19 @@ import os
 import uuid
 
 import pytest
-from cassandra.cluster import Cluster
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import RoundRobinPolicy
 
 from tools import local_cassandra
 
 
-def _start_local(count: int, first: int = 1, **options) -> tuple[list[str], list[str]]:
-    """Start (or reuse) local clusters; return (addresses, addresses this call started)."""
-    nodes = local_cassandra.plan_nodes(count, "clusters", auth=False, tls=False, heap="1G",
-                                       num_tokens=1, extra=options, first=first)
+def _start_local(count: int, first: int = 1, auth: bool = False,
+                 **settings) -> tuple[list[str], list[str]]:
+    """Start (or reuse) local clusters; return (addresses, addresses this call started).
+
+    ``settings`` are extra cassandra.yaml settings."""
+    nodes = local_cassandra.plan_nodes(count, "clusters", auth=auth, tls=False, heap="1G",
+                                       num_tokens=1, extra=settings, first=first)
     report = local_cassandra.start(nodes)
     addresses = [node["address"] for node in report]
     started = [node["address"] for node in report if node["state"] != "reused"]
@@ -56,8 +59,8 @@ def local_cluster_factory():
     counter = itertools.count(3)
     started: list[str] = []
 
-    def start(**settings) -> str:
-        addresses, new = _start_local(1, first=next(counter), **settings)
+    def start(auth: bool = False, **settings) -> str:
+        addresses, new = _start_local(1, first=next(counter), auth=auth, **settings)
         started.extend(new)
         return addresses[0]
 
@@ -67,7 +70,8 @@ def local_cluster_factory():
 
 
 def connect(host: str) -> Cluster:
-    return Cluster([host], load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
+    return Cluster([host], execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5)
 
 
 @pytest.fixture(scope="session")

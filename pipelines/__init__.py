@@ -1,0 +1,1 @@
+"""Migration pipelines built from the transforms, wired from a settings file."""

@@ -1,0 +1,388 @@
+"""Settings of a migration: migrator_settings.yaml loaded once into typed, frozen objects.
+
+Precedence, lowest first: the defaults below, the YAML file, then ``--set KEY=VALUE`` overrides
+from the command line (``SOURCE.HOSTS=[10.0.0.1]`` reaches into a section). Every problem is
+reported with the file and the key (``TABLES[2].TARGET: ...``), all of them at once, before
+anything connects or writes. Only the CLI layer turns a ``SettingsError`` into an exit code.
+
+Secrets: PASSWORD_ENV names an environment variable and PASSWORD_FILE a file that hold the
+password; a PASSWORD written in the file itself works too, but is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from cassandra import ConsistencyLevel
+
+from transforms.connection import CassandraConnection, TlsOptions
+from transforms.write import BatchMode
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names the file, every bad key and the problem."""
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """One table to copy: source table -> target table, optionally only some partitions."""
+
+    source: str
+    target: str
+    partitions: tuple[tuple, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    connection: CassandraConnection
+    keyspace: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: str
+    source: ClusterSettings
+    target: ClusterSettings
+    tables: tuple[TableMapping, ...]
+    max_workers: int = 5
+    batch_insert_size: int = 50
+    fetch_batch_size: int = 100
+    splits: int | None = None
+    read_consistency: int = ConsistencyLevel.LOCAL_QUORUM
+    write_consistency: int = ConsistencyLevel.QUORUM
+    fallback_consistency: int | None = ConsistencyLevel.ONE
+    retry_attempts: int = 3
+    retry_backoff_seconds: float = 0.5
+    retry_max_backoff_seconds: float = 30.0
+    batch_mode: BatchMode = BatchMode.PARTITION
+    max_requests_in_flight: int = 64
+    log_file: str | None = "migrator.log"
+    log_level: str = "INFO"
+    summary_file: str | None = "migration_summary.json"
+    failed_rows_dir: str = "failed_rows"
+
+    def source_label(self, table: TableMapping) -> str:
+        return f"{self.source.keyspace}.{table.source}"
+
+    def target_label(self, table: TableMapping) -> str:
+        return f"{self.target.keyspace}.{table.target}"
+
+
+# --------------------------------------------------------------------------- value checks
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+_CONSISTENCY_NAMES = sorted(ConsistencyLevel.name_to_value)
+_WRITE_LEVELS = [name for name in _CONSISTENCY_NAMES if "SERIAL" not in name]
+_READ_LEVELS = [name for name in _CONSISTENCY_NAMES if name not in ("ANY", "EACH_QUORUM")]
+
+
+class _Problems:
+    """Collects every problem of a settings file, each prefixed with the file and key."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.messages: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.messages.append(f"{key}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise SettingsError(f"{self.path}: invalid settings:\n  - "
+                                + "\n  - ".join(self.messages))
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _integer(low: int, high: int) -> Callable[[Any], Any]:
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, not {_type_name(value)} {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, not {value}")
+        return value
+    return check
+
+
+def _number(low: float, high: float) -> Callable[[Any], Any]:
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, not {_type_name(value)} {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, not {value}")
+        return float(value)
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, not {_type_name(value)} {value!r}")
+    return value
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_type_name(value)} {value!r}")
+    return value
+
+
+def _optional(check):
+    return lambda value: None if value is None else check(value)
+
+
+def _choice(names: list[str]) -> Callable[[Any], Any]:
+    def check(value):
+        if not isinstance(value, str) or value.upper() not in names:
+            raise ValueError(f"must be one of {', '.join(names)}, not {value!r}")
+        return value.upper()
+    return check
+
+
+def _consistency(names: list[str]) -> Callable[[Any], Any]:
+    choose = _choice(names)
+    return lambda value: ConsistencyLevel.name_to_value[choose(value)]
+
+
+def _identifier(value):
+    _text(value)
+    if not _IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a Cassandra table or keyspace name "
+                         "(letters, digits and _, at most 48)")
+    return value
+
+
+def _hosts(value):
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list of host names or addresses")
+    return tuple(_text(host).strip() for host in value)
+
+
+# Top-level keys: name -> (default, check). SOURCE, TARGET and TABLES are handled apart.
+_GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "MAX_WORKERS": (5, _integer(1, 1024)),
+    "BATCH_INSERT_SIZE": (50, _integer(1, 10_000)),
+    "FETCH_BATCH_SIZE": (100, _integer(1, 100_000)),
+    "SPLITS": (None, _optional(_integer(1, 1_000_000))),
+    "READ_CONSISTENCY": ("LOCAL_QUORUM", _consistency(_READ_LEVELS)),
+    "WRITE_CONSISTENCY": ("QUORUM", _consistency(_WRITE_LEVELS)),
+    "FALLBACK_CONSISTENCY": ("ONE", _optional(_consistency(_WRITE_LEVELS))),
+    "RETRY_ATTEMPTS": (3, _integer(0, 100)),
+    "RETRY_BACKOFF_SECONDS": (0.5, _number(0, 600)),
+    "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),
+    "BATCH_MODE": ("PARTITION", lambda v: BatchMode(_choice([m.value for m in BatchMode])(v))),
+    "MAX_REQUESTS_IN_FLIGHT": (64, _integer(1, 4096)),
+    "LOG_FILE": ("migrator.log", _optional(_text)),
+    "LOG_LEVEL": ("INFO", _choice(["DEBUG", "INFO", "WARNING", "ERROR"])),
+    "SUMMARY_FILE": ("migration_summary.json", _optional(_text)),
+    "FAILED_ROWS_DIR": ("failed_rows", _text),
+}
+
+_CLUSTER_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "HOSTS": (None, _hosts),
+    "PORT": (9042, _integer(1, 65535)),
+    "KEYSPACE": (None, _identifier),
+    "LOCAL_DC": (None, _optional(_text)),
+    "USERNAME": (None, _optional(_text)),
+    "PASSWORD": (None, _optional(_text)),
+    "PASSWORD_ENV": (None, _optional(_text)),
+    "PASSWORD_FILE": (None, _optional(_text)),
+    "SSL": (None, None),
+    "PROTOCOL_VERSION": (None, _optional(_integer(3, 6))),
+    "CONNECT_TIMEOUT_SECONDS": (10.0, _number(0.1, 600)),
+    "REQUEST_TIMEOUT_SECONDS": (30.0, _number(0.1, 3600)),
+}
+_REQUIRED_CLUSTER_KEYS = ("HOSTS", "KEYSPACE")
+
+_SSL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "ENABLED": (False, _boolean),
+    "CA_CERTS": (None, _optional(_text)),
+    "CERTFILE": (None, _optional(_text)),
+    "KEYFILE": (None, _optional(_text)),
+    "CHECK_HOSTNAME": (True, _boolean),
+}
+
+
+def _section(problems: _Problems, where: str, raw: Mapping, keys: dict,
+             also_known: tuple[str, ...] = ()) -> dict:
+    """Check a mapping against its known keys; return key -> checked value (defaults filled)."""
+    values = {}
+    for key in raw:
+        if key not in keys:
+            close = [known for known in keys if known.replace("_", "") == str(key).upper()
+                     .replace("_", "")]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            known = ", ".join([*also_known, *keys])
+            problems.add(f"{where}{key}", f"unknown setting{hint}; known: {known}")
+    for key, (default, check) in keys.items():
+        value = raw.get(key, default)
+        if check is None:
+            values[key] = value
+            continue
+        try:
+            values[key] = check(value)
+        except ValueError as error:
+            problems.add(f"{where}{key}", str(error))
+    return values
+
+
+def _file_readable(problems: _Problems, key: str, path: str | None) -> None:
+    if path is not None and not os.path.isfile(path):
+        problems.add(key, f"file {path} does not exist")
+
+
+def _cluster(problems: _Problems, name: str, raw: Any) -> ClusterSettings | None:
+    if not isinstance(raw, Mapping):
+        problems.add(name, f"must be a mapping with HOSTS and KEYSPACE, not {_type_name(raw)}")
+        return None
+    for key in _REQUIRED_CLUSTER_KEYS:
+        if raw.get(key) is None:
+            problems.add(f"{name}.{key}", "is required")
+    before = len(problems.messages)
+    values = _section(problems, f"{name}.", raw, _CLUSTER_KEYS)
+    tls = None
+    ssl_raw = values["SSL"]
+    if ssl_raw is not None:
+        if not isinstance(ssl_raw, Mapping):
+            problems.add(f"{name}.SSL", f"must be a mapping, not {_type_name(ssl_raw)}")
+        else:
+            ssl_values = _section(problems, f"{name}.SSL.", ssl_raw, _SSL_KEYS)
+            for key in ("CA_CERTS", "CERTFILE", "KEYFILE"):
+                _file_readable(problems, f"{name}.SSL.{key}", ssl_values.get(key))
+            if ssl_values.get("ENABLED"):
+                tls = TlsOptions(ca_certs=ssl_values["CA_CERTS"], certfile=ssl_values["CERTFILE"],
+                                 keyfile=ssl_values["KEYFILE"],
+                                 check_hostname=ssl_values["CHECK_HOSTNAME"])
+    secrets = [key for key in ("PASSWORD", "PASSWORD_ENV", "PASSWORD_FILE") if values.get(key)]
+    if len(secrets) > 1:
+        problems.add(f"{name}", f"give only one of {', '.join(secrets)}")
+    if secrets and not values.get("USERNAME"):
+        problems.add(f"{name}.USERNAME", f"is required with {secrets[0]}")
+    if values.get("PASSWORD_ENV") and values["PASSWORD_ENV"] not in os.environ:
+        problems.add(f"{name}.PASSWORD_ENV",
+                     f"environment variable {values['PASSWORD_ENV']} is not set")
+    _file_readable(problems, f"{name}.PASSWORD_FILE", values.get("PASSWORD_FILE"))
+    if len(problems.messages) > before:
+        return None
+    connection = CassandraConnection(
+        hosts=values["HOSTS"], port=values["PORT"], local_dc=values["LOCAL_DC"],
+        username=values["USERNAME"], password=values["PASSWORD"],
+        password_env=values["PASSWORD_ENV"], password_file=values["PASSWORD_FILE"], tls=tls,
+        protocol_version=values["PROTOCOL_VERSION"],
+        connect_timeout=values["CONNECT_TIMEOUT_SECONDS"],
+        request_timeout=values["REQUEST_TIMEOUT_SECONDS"])
+    return ClusterSettings(connection, values["KEYSPACE"])
+
+
+def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.add("TABLES", "must be a non-empty list of table names or mappings "
+                               "with SOURCE and TARGET")
+        return ()
+    tables = []
+    for index, item in enumerate(raw):
+        where = f"TABLES[{index}]"
+        if isinstance(item, str):
+            try:
+                tables.append(TableMapping(_identifier(item), item))
+            except ValueError as error:
+                problems.add(where, str(error))
+            continue
+        if not isinstance(item, Mapping):
+            problems.add(where, f"must be a table name or a mapping, not {_type_name(item)}")
+            continue
+        for key in item:
+            if key not in ("SOURCE", "TARGET", "PARTITIONS"):
+                problems.add(f"{where}.{key}", "unknown setting; known: SOURCE, TARGET, "
+                                               "PARTITIONS")
+        names = {}
+        for key in ("SOURCE", "TARGET"):
+            value = item.get(key, item.get("SOURCE") if key == "TARGET" else None)
+            try:
+                names[key] = _identifier(value)
+            except ValueError as error:
+                problems.add(f"{where}.{key}", "is required" if value is None else str(error))
+        partitions = item.get("PARTITIONS")
+        if partitions is not None:
+            if not isinstance(partitions, list) or not partitions:
+                problems.add(f"{where}.PARTITIONS", "must be a non-empty list of partition keys "
+                                                    "(a value, or a list for a composite key)")
+                partitions = None
+            else:
+                partitions = tuple(tuple(key) if isinstance(key, list) else (key,)
+                                   for key in partitions)
+        if len(names) == 2:
+            tables.append(TableMapping(names["SOURCE"], names["TARGET"], partitions))
+    targets = [table.target for table in tables]
+    for target in sorted({name for name in targets if targets.count(name) > 1}):
+        problems.add("TABLES", f"target table {target} appears more than once")
+    return tuple(tables)
+
+
+def _apply_override(document: dict, assignment: str, problems: _Problems) -> None:
+    key, separator, text = assignment.partition("=")
+    if not separator or not key:
+        problems.add("--set", f"expected KEY=VALUE, got {assignment!r}")
+        return
+    try:
+        value = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as error:
+        problems.add(f"--set {key}", f"value is not valid YAML: {error}")
+        return
+    *parents, leaf = key.strip().split(".")
+    target = document
+    for parent in parents:
+        target = target.setdefault(parent, {})
+        if not isinstance(target, dict):
+            problems.add(f"--set {key}", f"{parent} is not a section")
+            return
+    target[leaf] = value
+
+
+def load_settings(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+    """Read, check and type the settings; raise SettingsError naming every problem."""
+    problems = _Problems(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: settings file not found") from None
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read settings file: {error}") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: must be a mapping of settings, not {_type_name(document)}")
+    for assignment in overrides:
+        _apply_override(document, assignment, problems)
+    for key in ("SOURCE", "TARGET", "TABLES"):
+        if key not in document:
+            problems.add(key, "is required")
+    sections = ("SOURCE", "TARGET", "TABLES")
+    values = _section(problems, "", {k: v for k, v in document.items() if k not in sections},
+                      _GLOBAL_KEYS, also_known=sections)
+    source = _cluster(problems, "SOURCE", document.get("SOURCE")) if "SOURCE" in document else None
+    target = _cluster(problems, "TARGET", document.get("TARGET")) if "TARGET" in document else None
+    tables = _tables(problems, document.get("TABLES")) if "TABLES" in document else ()
+    if values.get("RETRY_MAX_BACKOFF_SECONDS", 30) < values.get("RETRY_BACKOFF_SECONDS", 0):
+        problems.add("RETRY_MAX_BACKOFF_SECONDS", "must not be less than RETRY_BACKOFF_SECONDS")
+    if (source and target and source.connection.hosts == target.connection.hosts
+            and source.connection.port == target.connection.port
+            and source.keyspace == target.keyspace
+            and any(table.source == table.target for table in tables)):
+        problems.add("TABLES", "a table would be copied onto itself (same cluster, keyspace "
+                               "and table name)")
+    problems.raise_if_any()
+    return Settings(
+        path=path, source=source, target=target, tables=tables,
+        **{key.lower(): value for key, value in values.items()})

@@ -1,0 +1,44 @@
+"""Logging for a migration run: LOG_FILE and the console, with timestamps, levels and tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+# Libraries whose INFO lines drown the migration's own; their warnings and errors still show.
+_QUIET = ("apache_beam", "cassandra", "absl")
+
+
+def configure(log_file: str | None, level: str = "INFO") -> None:
+    """Send every record to the console (stderr) and, if given, to ``log_file`` (appended)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        # Ours from an earlier call, or the bare stderr handler that a library's early
+        # logging.warning() installs on the root logger (it would print every line twice).
+        if getattr(handler, "_migrator", False) or type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+            handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    formatter = logging.Formatter(FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler._migrator = True
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    driver = logging.getLogger("cassandra.cluster")
+    if not any(isinstance(f, _ProtocolNegotiationFilter) for f in driver.filters):
+        driver.addFilter(_ProtocolNegotiationFilter())
+
+
+class _ProtocolNegotiationFilter(logging.Filter):
+    """The driver warns each time it negotiates the protocol down to what the server speaks;
+    that is expected with any server older than the driver, and says nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Downgrading core protocol version")

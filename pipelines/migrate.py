@@ -1,0 +1,213 @@
+"""Migrate Cassandra tables from one cluster (or keyspace) to another with Apache Beam.
+
+    python -m pipelines.migrate --config configs/migrator_settings.yaml [Beam options]
+
+Per table: ReadFromCassandra (token ranges -> Reshuffle -> paged reads) -> WriteToCassandra
+(bundles of BATCH_INSERT_SIZE -> retries, downgrade, fallback) -> dead letters as JSON Lines
+under FAILED_ROWS_DIR. Read, bundle and write are fused, so rows never pass through a shuffle
+and memory stays flat whatever the table size. After the run the launcher reads the metrics,
+prints a summary and writes SUMMARY_FILE.
+
+Exit codes: 0 every table copied with no failed row; 1 a row, range or table failed;
+2 the command line or the settings are wrong (nothing was written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+)
+
+from pipelines import logs, summary
+from pipelines.config import Settings, SettingsError, load_settings
+from pipelines.validate import TablePlan, check_against_clusters
+from transforms import ReadFromCassandra, RetryPolicy, WriteJsonLines, WriteToCassandra
+from transforms import progress as progress_module
+
+_LOG = logging.getLogger("migrator")
+
+# Splits per worker when SPLITS is not set, and partitions per split for big tables.
+SPLITS_PER_WORKER = 16
+PARTITIONS_PER_SPLIT = 20_000
+MAX_AUTO_SPLITS = 10_000
+
+
+class MigrateOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--config", help="path of migrator_settings.yaml (required)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[],
+                            metavar="KEY=VALUE",
+                            help="override one setting, e.g. --set MAX_WORKERS=8 or "
+                                 "--set TARGET.HOSTS=[10.0.0.5]; repeatable")
+
+
+def namespace_of(plan: TablePlan) -> str:
+    """The metrics namespace of one table's counters."""
+    return f"{plan.source_label}->{plan.target_label}"
+
+
+def splits_for(settings: Settings, plan: TablePlan) -> int:
+    if settings.splits is not None:
+        return settings.splits
+    by_workers = SPLITS_PER_WORKER * settings.max_workers
+    by_size = (plan.estimated_partitions or 0) // PARTITIONS_PER_SPLIT
+    return min(max(by_workers, by_size), MAX_AUTO_SPLITS)
+
+
+def run_directory(settings: Settings, started: float) -> str:
+    """This run's dead-letter folder: FAILED_ROWS_DIR/<UTC start time>, so no run overwrites
+    the files of an earlier one."""
+    return FileSystems.join(settings.failed_rows_dir,
+                            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)))
+
+
+def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
+    labels = {"failed_rows": plan.target_label, "downgraded_rows": plan.target_label,
+              "failed_ranges": plan.source_label}
+    return {kind: FileSystems.join(directory, f"{label}.{kind}.jsonl")
+            for kind, label in labels.items()}
+
+
+def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
+                   dead_letter_dir: str) -> None:
+    """Add one read -> write branch per table, with its dead-letter files."""
+    read_policy = RetryPolicy(retries=settings.retry_attempts,
+                              consistency=settings.read_consistency,
+                              fallback_consistency=settings.fallback_consistency,
+                              initial_backoff=settings.retry_backoff_seconds,
+                              max_backoff=settings.retry_max_backoff_seconds)
+    write_policy = RetryPolicy(retries=settings.retry_attempts,
+                               consistency=settings.write_consistency,
+                               fallback_consistency=settings.fallback_consistency,
+                               initial_backoff=settings.retry_backoff_seconds,
+                               max_backoff=settings.retry_max_backoff_seconds)
+    for plan in plans:
+        namespace = namespace_of(plan)
+        step = plan.target_label
+        read = pipeline | f"Read {plan.source_label}" >> ReadFromCassandra(
+            settings.source.connection, settings.source.keyspace, plan.mapping.source,
+            columns=plan.columns, splits=splits_for(settings, plan),
+            fetch_size=settings.fetch_batch_size, policy=read_policy,
+            partitions=plan.mapping.partitions, metrics_namespace=namespace)
+        written = read.rows | f"Write {step}" >> WriteToCassandra(
+            settings.target.connection, settings.target.keyspace, plan.mapping.target,
+            batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
+            policy=write_policy, max_in_flight=settings.max_requests_in_flight,
+            metrics_namespace=namespace)
+        outputs = {"failed_rows": written.failed_rows,
+                   "downgraded_rows": written.downgraded_rows,
+                   "failed_ranges": read.failed_ranges}
+        for kind, path in dead_letter_paths(dead_letter_dir, plan).items():
+            _ = outputs[kind] | f"Save {kind} of {step}" >> WriteJsonLines(path)
+
+
+def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str]) -> None:
+    """MAX_WORKERS -> DirectRunner parallelism, unless the command line chose it already."""
+    standard = options.view_as(StandardOptions)
+    if standard.runner in (None, "DirectRunner", "direct"):
+        direct = options.view_as(DirectOptions)
+        if not any(arg.startswith("--direct_num_workers") for arg in argv):
+            direct.direct_num_workers = settings.max_workers
+        if direct.direct_running_mode in (None, "in_memory") and direct.direct_num_workers > 1:
+            direct.direct_running_mode = "multi_threading"
+
+
+def _remove_empty_local_files(paths: list[str]) -> list[str]:
+    """Dead-letter files with content, after removing empty local ones (nothing failed there)."""
+    kept = []
+    for path in paths:
+        if "://" not in path and os.path.exists(path) and os.path.getsize(path) == 0:
+            os.remove(path)
+        elif FileSystems.exists(path):
+            kept.append(path)
+    directory = os.path.dirname(paths[0]) if paths else ""
+    if directory and "://" not in directory and os.path.isdir(directory):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # only succeeds when nothing failed
+    return kept
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = PipelineOptions(argv)
+    migrate_options = options.view_as(MigrateOptions)
+    if not migrate_options.config:
+        print("error: --config PATH (the migrator_settings.yaml to use) is required",
+              file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(migrate_options.config, migrate_options.overrides)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_file, settings.log_level)
+    started = time.time()
+    try:
+        plans = check_against_clusters(settings)
+    except SettingsError as error:
+        _LOG.error("%s", error)
+        return 2
+    _runner_options(options, settings, argv)
+    for plan in plans:
+        _LOG.info("migrating %s -> %s (%s partitions estimated, %d token ranges)",
+                  plan.source_label, plan.target_label,
+                  f"{plan.estimated_partitions:,}" if plan.estimated_partitions else "no",
+                  splits_for(settings, plan))
+    tracker = progress_module.tracker()
+    estimates = [plan.estimated_partitions for plan in plans]
+    tracker.estimated_total = sum(estimates) if all(estimates) else None
+    tracker.use_bar = sys.stderr.isatty()
+    tracker.start()
+    error = None
+    pipeline = beam.Pipeline(options=options)
+    dead_letter_dir = run_directory(settings, started)
+    build_pipeline(pipeline, settings, plans, dead_letter_dir)
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as raised:  # noqa: BLE001 - reported in the summary and the log
+        _LOG.exception("the pipeline failed")
+        error = f"{type(raised).__name__}: {raised}"
+        result = None
+    finally:
+        tracker.stop()
+    tables = []
+    for plan in plans:
+        if result is not None:
+            tables.append(summary.table_summary(result.metrics(), namespace_of(plan),
+                                                plan.source_label, plan.target_label))
+    report = summary.run_summary(tables, time.time() - started, error)
+    dead_letters = _remove_empty_local_files(
+        [path for plan in plans for path in dead_letter_paths(dead_letter_dir, plan).values()])
+    report["dead_letter_files"] = dead_letters
+    for table in tables:
+        if table.unaccounted:
+            _LOG.error("%s: %d rows read were neither written nor dead-lettered",
+                       table.source, table.unaccounted)
+    print(summary.format_table(report))
+    for path in dead_letters:
+        print(f"see {path}")
+    if settings.summary_file:
+        summary.write_json(report, settings.summary_file)
+        _LOG.info("summary written to %s", settings.summary_file)
+    return 0 if report["status"] == "success" else 1
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The end-of-run summary: per-table status, counts and time, from the pipeline's metrics.
+
+Counters live in one metrics namespace per table (``transforms`` name them). The runner brings
+them back to the launching process; this module reads them from ``result.metrics()``, decides
+each table's status, prints a table on the console and writes the same facts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from apache_beam.metrics.metric import MetricsFilter
+
+COUNTERS = ("rows_read", "rows_written", "rows_failed", "write_retries", "read_retries",
+            "consistency_downgrades", "batch_fallbacks", "ranges_failed")
+
+
+@dataclass
+class TableSummary:
+    source: str
+    target: str
+    counts: dict
+    seconds: float
+
+    @property
+    def unaccounted(self) -> int:
+        """Rows read that were neither written nor dead-lettered: must be zero."""
+        return self.counts["rows_read"] - self.counts["rows_written"] - self.counts["rows_failed"]
+
+    @property
+    def status(self) -> str:
+        if self.counts["rows_failed"] or self.counts["ranges_failed"] or self.unaccounted:
+            return "failed"
+        return "success"
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "target": self.target, "status": self.status,
+                **self.counts, "seconds": round(self.seconds, 3)}
+
+
+def _value(result):
+    return result.committed if result.committed is not None else result.attempted
+
+
+def table_summary(metrics, namespace: str, source: str, target: str) -> TableSummary:
+    query = metrics.query(MetricsFilter().with_namespace(namespace))
+    counts = dict.fromkeys(COUNTERS, 0)
+    for counter in query["counters"]:
+        if counter.key.metric.name in counts:
+            counts[counter.key.metric.name] += _value(counter) or 0
+    # Reads and writes record activity times in their own steps: the table's time spans both.
+    first, last = None, None
+    for distribution in query["distributions"]:
+        data = _value(distribution)
+        if distribution.key.metric.name == "activity_epoch_ms" and data and data.count:
+            first = data.min if first is None else min(first, data.min)
+            last = data.max if last is None else max(last, data.max)
+    seconds = (last - first) / 1000.0 if first is not None else 0.0
+    return TableSummary(source, target, counts, seconds)
+
+
+def run_summary(tables: list[TableSummary], seconds: float, error: str | None = None) -> dict:
+    failed = error is not None or any(table.status != "success" for table in tables)
+    summary = {"status": "failed" if failed else "success", "seconds": round(seconds, 3),
+               "tables": [table.to_json() for table in tables]}
+    if error is not None:
+        summary["error"] = error
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    columns = [("source", "source"), ("target", "target"), ("status", "status"),
+               ("rows_read", "read"), ("rows_written", "written"), ("rows_failed", "failed"),
+               ("write_retries", "retries"), ("consistency_downgrades", "downgrades"),
+               ("batch_fallbacks", "fallbacks"), ("seconds", "seconds")]
+    rows = [[label for _, label in columns]]
+    for table in summary["tables"]:
+        rows.append([f"{table[key]:,}" if isinstance(table[key], int) else str(table[key])
+                     for key, _ in columns])
+    widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append(f"migration {summary['status']} in {summary['seconds']:.1f}s")
+    return "\n".join(lines)
+
+
+def write_json(summary: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+        handle.write("\n")

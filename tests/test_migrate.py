@@ -1,0 +1,161 @@
+"""The migration against the real local clusters: source 127.0.0.1 -> target 127.0.0.2."""
+
+from __future__ import annotations
+
+import pytest
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster
+
+from tests.conftest import create_keyspace
+from tests.helpers import dead_letters, rows_of, run_migration, write_settings
+from tools import sample_data
+
+COLUMNS = sample_data.COLUMNS
+
+
+def test_100k_rows_with_wide_partitions_move_row_for_row(tmp_path, keyspace, cassandra_hosts,
+                                                         source_session, target_session):
+    written = sample_data.fill_table(source_session, keyspace, "events", 100_000, "mixed")
+    sample_data.create_table(target_session, keyspace, "events")
+    sizes = list(sample_data.partition_sizes(100_000, "mixed"))
+    assert written == 100_000 and max(sizes) == 1000 and len(sizes) > 10_000
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"])
+
+    code, summary = run_migration(settings)
+
+    assert code == 0
+    source_rows = rows_of(source_session, keyspace, "events", COLUMNS)
+    assert len(source_rows) == 100_000
+    assert rows_of(target_session, keyspace, "events", COLUMNS) == source_rows
+    (table,) = summary["tables"]
+    assert summary["status"] == table["status"] == "success"
+    assert (table["rows_read"], table["rows_written"], table["rows_failed"]) == (100_000, 100_000, 0)
+    assert table["source"] == table["target"] == f"{keyspace}.events"
+    assert dead_letters(settings, "failed_rows") == []
+
+
+def test_nulls_are_not_copied_as_tombstones(tmp_path, keyspace, cassandra_hosts, source_session,
+                                            target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 500, "narrow")
+    sample_data.create_table(target_session, keyspace, "events")
+    # A value already on the target in a column that is null on the source must survive.
+    null_keys = [row.account_id for row in source_session.execute(
+        f"SELECT account_id, note FROM {keyspace}.events") if row.note is None]
+    assert null_keys
+    target_session.execute(f"INSERT INTO {keyspace}.events (account_id, seq, note) "
+                           f"VALUES ({null_keys[0]}, 0, 'kept')")
+    code, _ = run_migration(write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"]))
+    assert code == 0
+    note = target_session.execute(f"SELECT note FROM {keyspace}.events WHERE account_id = "
+                                  f"{null_keys[0]} AND seq = 0").one().note
+    assert note == "kept"
+
+
+def test_listed_partitions_only_and_renamed_target(tmp_path, keyspace, cassandra_hosts,
+                                                   source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 2_000, "mixed")
+    sample_data.create_table(target_session, keyspace, "events_copy")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, [
+        {"SOURCE": "events", "TARGET": "events_copy", "PARTITIONS": [3, [5], 8]}])
+    code, summary = run_migration(settings)
+    assert code == 0
+    expected = [row for row in rows_of(source_session, keyspace, "events", COLUMNS)
+                if row[0] in (3, 5, 8)]
+    assert expected and rows_of(target_session, keyspace, "events_copy", COLUMNS) == expected
+    assert summary["tables"][0]["rows_written"] == len(expected)
+
+
+def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassandra_hosts,
+                                                               source_session, target_session,
+                                                               keyspace):
+    # RF 3 on a one-node target: QUORUM needs 2 replicas, so every write is Unavailable.
+    target_keyspace = f"{keyspace}_rf3"
+    create_keyspace(target_session, target_keyspace, replication_factor=3)
+    try:
+        sample_data.fill_table(source_session, keyspace, "events", 300, "mixed")
+        sample_data.create_table(target_session, target_keyspace, "events")
+        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                                  target_keyspace=target_keyspace)
+        code, summary = run_migration(settings)
+        assert code == 0
+        (table,) = summary["tables"]
+        assert table["rows_written"] == 300 and table["rows_failed"] == 0
+        assert table["consistency_downgrades"] == 300
+        downgraded = dead_letters(settings, "downgraded_rows")
+        assert len(downgraded) == 300 and {record["consistency"] for record in downgraded} == {"ONE"}
+        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
+            source_session, keyspace, "events", COLUMNS)
+        log = (tmp_path / "migrator.log").read_text()
+        assert "Unavailable at QUORUM; downgrading to ONE" in log
+
+        # Without a fallback level the same run writes nothing and dead-letters every row.
+        target_session.execute(f"TRUNCATE {target_keyspace}.events")
+        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                                  target_keyspace=target_keyspace, FALLBACK_CONSISTENCY=None,
+                                  RETRY_ATTEMPTS=1, FAILED_ROWS_DIR=str(tmp_path / "second"))
+        code, summary = run_migration(settings)
+        assert code == 1
+        (table,) = summary["tables"]
+        assert summary["status"] == table["status"] == "failed"
+        assert (table["rows_written"], table["rows_failed"]) == (0, 300)
+        failed = dead_letters(settings, "failed_rows")
+        assert len(failed) == 300
+        assert {record["error"] for record in failed} == {"Unavailable"}
+        keys = {(record["partition_key"]["account_id"], record["clustering"]["seq"])
+                for record in failed}
+        assert keys == {row[:2] for row in rows_of(source_session, keyspace, "events", COLUMNS)}
+        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == []
+    finally:
+        target_session.execute(f"DROP KEYSPACE IF EXISTS {target_keyspace}")
+
+
+@pytest.fixture(scope="module")
+def guarded_target(local_cluster_factory):
+    """A target cluster that refuses values over 2 KiB (a guardrail), with an ordinary login:
+    guardrails do not apply to superusers."""
+    host = local_cluster_factory(auth=True, column_value_size_fail_threshold="2KiB")
+    admin = Cluster([host], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
+    session = admin.connect()
+    session.execute("CREATE ROLE IF NOT EXISTS migrator WITH PASSWORD = 'migrator-secret' "
+                    "AND LOGIN = true")
+    session.execute("ALTER ROLE migrator WITH PASSWORD = 'migrator-secret'")
+    session.execute("GRANT ALL PERMISSIONS ON ALL KEYSPACES TO migrator")
+    yield host, session
+    admin.shutdown()
+
+
+def test_a_row_the_target_rejects_goes_to_the_dead_letter_file(tmp_path, keyspace,
+                                                               cassandra_hosts, source_session,
+                                                               guarded_target, monkeypatch):
+    host, admin = guarded_target
+    create_keyspace(admin, keyspace)
+    try:
+        sample_data.fill_table(source_session, keyspace, "events", 1_000, "mixed")
+        sample_data.create_table(admin, keyspace, "events")
+        source_session.execute(f"UPDATE {keyspace}.events SET note = '{'x' * 5000}' "
+                               "WHERE account_id = 0 AND seq = 0")
+        monkeypatch.setenv("TARGET_PASSWORD", "migrator-secret")
+        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"],
+                                  TARGET={"USERNAME": "migrator", "PASSWORD_ENV": "TARGET_PASSWORD"})
+
+        code, summary = run_migration(settings)
+
+        assert code == 1
+        (table,) = summary["tables"]
+        assert (table["rows_read"], table["rows_written"], table["rows_failed"]) == (1000, 999, 1)
+        (record,) = dead_letters(settings, "failed_rows")
+        assert record["table"] == f"{keyspace}.events"
+        assert record["partition_key"] == {"account_id": 0} and record["clustering"] == {"seq": 0}
+        assert record["error"] == "InvalidRequest" and "column_value_size" in record["message"]
+        assert record["row"]["note"] == "x" * 5000
+        assert record["cql"].startswith(f"INSERT INTO {keyspace}.events (")
+        expected = [row for row in rows_of(source_session, keyspace, "events", COLUMNS)
+                    if row[:2] != (0, 0)]
+        assert rows_of(admin, keyspace, "events", COLUMNS) == expected
+        log = (tmp_path / "migrator.log").read_text()
+        assert "partition {'account_id': 0}, clustering {'seq': 0}" in log
+        assert "Traceback" in log or "InvalidRequest" in log
+        assert "migrator-secret" not in log
+        assert "migrator-secret" not in (tmp_path / "summary.json").read_text()
+    finally:
+        admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

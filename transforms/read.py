@@ -1,0 +1,245 @@
+"""ReadFromCassandra: read a table as a PCollection of row dicts, one token range at a time.
+
+Shape: one element per table -> a DoFn that splits the token ring into work items (on a worker,
+from the cluster's own token map) -> Reshuffle, so the work items spread across workers -> a
+DoFn that pages through each range with the configured fetch size and emits rows.
+
+Reads follow ring ownership: each work item lies on one replica set and is sent to one of its
+replicas. Every page is retried on a recoverable error (from the paging state it failed at,
+so no row is read twice); a range that still fails is never dropped silently: it goes to the
+``FAILED_RANGES`` output with the error, and the rows of the pages read before it stay emitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import retry, token_ranges
+from transforms.connection import CassandraConnection, shared_sessions
+from transforms.cql import quote, select_statement
+
+__all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem"]
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionKey:
+    """One partition to read, by its partition key values in key order."""
+
+    values: tuple
+
+
+@dataclass(frozen=True)
+class ReadWorkItem:
+    """A token range (or one partition) of a table, the unit of parallel reading."""
+
+    token_range: token_ranges.TokenRange | None = None
+    partition: PartitionKey | None = None
+
+    def describe(self) -> str:
+        if self.partition is not None:
+            return f"partition {self.partition.values!r}"
+        return f"token range ({self.token_range.start}, {self.token_range.end}]"
+
+
+class _GenerateWorkItemsFn(beam.DoFn):
+    """Table name in, work items out: the ring split along ownership, or the listed partitions."""
+
+    def __init__(self, connection: CassandraConnection, keyspace: str, splits: int,
+                 partitions: tuple[tuple, ...] | None):
+        self._connection = connection
+        self._keyspace = keyspace
+        self._splits = splits
+        self._partitions = partitions
+
+    def setup(self):
+        self._session = shared_sessions.acquire(self._connection)
+
+    def teardown(self):
+        shared_sessions.release(self._connection)
+
+    def process(self, table: str):
+        if self._partitions is not None:
+            for values in self._partitions:
+                yield ReadWorkItem(partition=PartitionKey(tuple(values)))
+            return
+        metadata = self._session.cluster.metadata
+        lowest, highest = token_ranges.token_space(metadata.partitioner)
+        token_map = metadata.token_map
+        ring = [token.value for token in token_map.ring] if token_map else []
+        for start, end in token_ranges.split_ring(ring, self._splits, lowest, highest):
+            replicas = ()
+            if token_map is not None:
+                hosts = token_map.get_replicas(self._keyspace, token_map.token_class(end))
+                replicas = tuple(str(host.endpoint.address) for host in hosts)
+            yield ReadWorkItem(token_range=token_ranges.TokenRange(start, end, replicas))
+
+
+class _ReadWorkItemFn(beam.DoFn):
+    """Pages through one work item and emits each row as a dict of column name to value."""
+
+    FAILED_RANGES = "failed_ranges"
+
+    def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
+                 columns: tuple[str, ...] | None, fetch_size: int, policy: retry.RetryPolicy,
+                 metrics_namespace: str):
+        self._connection = connection
+        self._keyspace = keyspace
+        self._table = table
+        self._columns = columns
+        self._fetch_size = fetch_size
+        self._policy = policy
+        self._namespace = metrics_namespace
+
+    def setup(self):
+        self._session = shared_sessions.acquire(self._connection)
+        metadata = self._session.cluster.metadata
+        table = metadata.keyspaces[self._keyspace].tables[self._table]
+        partition_key = [column.name for column in table.partition_key]
+        columns = self._columns or tuple(table.columns)
+        self._range_query = self._session.prepare(select_statement(
+            self._keyspace, self._table, columns,
+            f"token({', '.join(map(quote, partition_key))}) > ? AND "
+            f"token({', '.join(map(quote, partition_key))}) <= ?"))
+        self._partition_query = self._session.prepare(select_statement(
+            self._keyspace, self._table, columns,
+            " AND ".join(f"{quote(name)} = ?" for name in partition_key)))
+        for statement in (self._range_query, self._partition_query):
+            statement.fetch_size = self._fetch_size
+        self._rows_read = Metrics.counter(self._namespace, "rows_read")
+        self._read_retries = Metrics.counter(self._namespace, "read_retries")
+        self._ranges_failed = Metrics.counter(self._namespace, "ranges_failed")
+        self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
+
+    def teardown(self):
+        shared_sessions.release(self._connection)
+
+    def _replica_host(self, item: ReadWorkItem):
+        """A live replica of the range to send its pages to; None lets the driver choose."""
+        if item.token_range is None or not item.token_range.replicas:
+            return None
+        metadata = self._session.cluster.metadata
+        hosts = [metadata.get_host(address) for address in item.token_range.replicas]
+        hosts = [host for host in hosts if host is not None and host.is_up]
+        return random.choice(hosts) if hosts else None
+
+    def process(self, item: ReadWorkItem):
+        self._activity.update(int(time.time() * 1000))
+        if item.partition is not None:
+            statement, parameters = self._partition_query, item.partition.values
+        else:
+            statement = self._range_query
+            parameters = (item.token_range.start, item.token_range.end)
+        host = self._replica_host(item)
+        paging_state = None
+        future = self._fetch_async(statement, parameters, paging_state, host,
+                                   self._policy.consistency)
+        rows_so_far = 0
+        while True:
+            outcome = self._page_outcome(future, statement, parameters, paging_state, item)
+            self._read_retries.inc(outcome.retries)
+            if not outcome.ok:
+                self._ranges_failed.inc()
+                _LOG.error("reading %s.%s failed for %s after %d rows of it: %s: %s",
+                           self._keyspace, self._table, item.describe(), rows_so_far,
+                           type(outcome.error).__name__, outcome.error, exc_info=outcome.error)
+                yield beam.pvalue.TaggedOutput(self.FAILED_RANGES, {
+                    "table": f"{self._keyspace}.{self._table}",
+                    "work_item": item.describe(),
+                    "token_range": ([item.token_range.start, item.token_range.end]
+                                    if item.token_range else None),
+                    "partition": list(map(repr, item.partition.values)) if item.partition else None,
+                    "rows_read_before_failure": rows_so_far,
+                    "error": type(outcome.error).__name__,
+                    "message": str(outcome.error),
+                })
+                return
+            result = outcome.result
+            rows = result.current_rows
+            paging_state = result.paging_state
+            if paging_state is not None:  # fetch the next page while this one is emitted
+                future = self._fetch_async(statement, parameters, paging_state, host,
+                                           self._policy.consistency)
+            self._rows_read.inc(len(rows))
+            rows_so_far += len(rows)
+            yield from rows
+            if paging_state is None:
+                return
+
+    def _fetch_async(self, statement, parameters, paging_state, host, consistency):
+        bound = statement.bind(parameters)
+        bound.consistency_level = consistency
+        return self._session.execute_async(bound, paging_state=paging_state, host=host)
+
+    def _page_outcome(self, future, statement, parameters, paging_state, item):
+        try:
+            return retry.Outcome(result=future.result(), attempts=1)
+        except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
+            first_error = error
+
+        def fetch(consistency):
+            # The retry lets the driver pick a replica: the pinned one may be the problem.
+            return self._fetch_async(statement, parameters, paging_state, None,
+                                     consistency).result()
+
+        return retry.call_with_retries(
+            fetch, self._policy, first_error=first_error,
+            describe=lambda: f"reading {self._keyspace}.{self._table} {item.describe()}")
+
+
+class ReadFromCassandra(beam.PTransform):
+    """Read a Cassandra table as a PCollection of dicts (column name -> driver value).
+
+    Args:
+      connection: the source cluster.
+      keyspace, table: what to read (names as stored, not quoted).
+      columns: the columns to select; all columns of the table by default.
+      splits: about how many token ranges to cut the ring into; more ranges balance workers
+        better, each costs one query more.
+      fetch_size: rows per page.
+      policy: retries and consistency of the reads (its ``consistency`` is the read level).
+      partitions: read only these partitions (tuples of partition key values) instead of the ring.
+      metrics_namespace: namespace of the rows_read / read_retries / ranges_failed counters.
+
+    The result is a ``beam.pvalue.DoOutputsTuple``-like object: ``result.rows`` holds the rows and
+    ``result.failed_ranges`` a dict per work item that could not be read.
+    """
+
+    FAILED_RANGES = _ReadWorkItemFn.FAILED_RANGES
+
+    def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
+                 columns: tuple[str, ...] | None = None, splits: int = 256,
+                 fetch_size: int = 100, policy: retry.RetryPolicy | None = None,
+                 partitions: tuple[tuple[Any, ...], ...] | None = None,
+                 metrics_namespace: str | None = None):
+        super().__init__()
+        self._connection = connection
+        self._keyspace = keyspace
+        self._table = table
+        self._columns = columns
+        self._splits = splits
+        self._fetch_size = fetch_size
+        self._policy = policy or retry.RetryPolicy(consistency=retry.ConsistencyLevel.LOCAL_QUORUM)
+        self._partitions = partitions
+        self._namespace = metrics_namespace or f"{keyspace}.{table}"
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Table" >> beam.Create([self._table])
+            | "SplitTokenRing" >> beam.ParDo(_GenerateWorkItemsFn(
+                self._connection, self._keyspace, self._splits, self._partitions))
+            | "SpreadWorkItems" >> beam.Reshuffle()
+            | "ReadWorkItems" >> beam.ParDo(_ReadWorkItemFn(
+                self._connection, self._keyspace, self._table, self._columns, self._fetch_size,
+                self._policy, self._namespace)).with_outputs(self.FAILED_RANGES, main="rows")
+        )
+

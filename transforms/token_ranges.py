@@ -1,0 +1,76 @@
+"""Split a Cassandra token ring into work items: contiguous token ranges with no gap and no overlap.
+
+A range ``(start, end]`` selects the partitions whose token is greater than ``start`` and at most
+``end``. The ring's primary ranges follow node ownership (the range ending at a node's token
+belongs to that node's replica set); the wrap-around range, from the last ring token to the end
+of the token space and from its start to the first ring token, belongs to the first token's
+owner and is cut at the edge of the token space. Each primary range is then cut into pieces in
+proportion to its width, so every piece lies on a single replica set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+MURMUR3 = "org.apache.cassandra.dht.Murmur3Partitioner"
+RANDOM = "org.apache.cassandra.dht.RandomPartitioner"
+
+# (lowest, highest) token of each supported partitioner. Murmur3 never assigns its lowest token
+# to a key, and RandomPartitioner's tokens are in [0, 2**127], so "> lowest" selects them all.
+TOKEN_SPACES = {
+    MURMUR3: (-(2**63), 2**63 - 1),
+    RANDOM: (-1, 2**127),
+}
+
+
+@dataclass(frozen=True, order=True)
+class TokenRange:
+    """Partitions with ``start < token <= end``, and the addresses of the replicas that own them."""
+
+    start: int
+    end: int
+    replicas: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        return self.end - self.start
+
+
+def token_space(partitioner: str) -> tuple[int, int]:
+    try:
+        return TOKEN_SPACES[partitioner]
+    except KeyError:
+        raise ValueError(f"partitioner {partitioner} is not supported: token ranges can be split "
+                         f"only for {', '.join(sorted(TOKEN_SPACES))}") from None
+
+
+def primary_ranges(ring_tokens: list[int], lowest: int, highest: int) -> list[tuple[int, int]]:
+    """The ring's ranges as (start, end] pairs in token order, cut at the edge of the space."""
+    tokens = sorted(set(ring_tokens))
+    if not tokens:
+        return [(lowest, highest)]
+    ranges = [(lowest, tokens[0])]
+    ranges += list(pairwise(tokens))
+    ranges.append((tokens[-1], highest))
+    return [(start, end) for start, end in ranges if end > start]
+
+
+def split_range(start: int, end: int, pieces: int) -> list[tuple[int, int]]:
+    """Cut (start, end] into ``pieces`` adjacent ranges of (nearly) equal width."""
+    width = end - start
+    pieces = max(1, min(pieces, width))
+    bounds = [start + (width * index) // pieces for index in range(pieces + 1)]
+    return list(pairwise(bounds))
+
+
+def split_ring(ring_tokens: list[int], splits: int, lowest: int, highest: int
+               ) -> list[tuple[int, int]]:
+    """About ``splits`` ranges covering (lowest, highest], never crossing a ring token."""
+    primaries = primary_ranges(ring_tokens, lowest, highest)
+    total = highest - lowest
+    result = []
+    for start, end in primaries:
+        share = round(splits * (end - start) / total)
+        result.extend(split_range(start, end, max(1, share)))
+    return result
