@@ -78,12 +78,15 @@ def _estimated_partitions(session, keyspace: str, table: str) -> int | None:
 def check_against_clusters(settings: Settings) -> list[TablePlan]:
     """Connect to both clusters, check every table; return a plan per table or raise."""
     problems: list[str] = []
-    source_cluster, source = _connect("SOURCE", settings.source)
+    try:
+        source_cluster, source = _connect("SOURCE", settings.source)
+    except SettingsError as error:
+        raise SettingsError(f"{settings.path}: {error}") from None
     try:
         target_cluster, target = _connect("TARGET", settings.target)
-    except SettingsError:
+    except SettingsError as error:
         source_cluster.shutdown()
-        raise
+        raise SettingsError(f"{settings.path}: {error}") from None
     try:
         source_keyspace = source_cluster.metadata.keyspaces.get(settings.source.keyspace)
         target_keyspace = target_cluster.metadata.keyspaces.get(settings.target.keyspace)

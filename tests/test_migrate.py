@@ -29,7 +29,8 @@ def test_100k_rows_with_wide_partitions_move_row_for_row(tmp_path, keyspace, cas
     assert rows_of(target_session, keyspace, "events", COLUMNS) == source_rows
     (table,) = summary["tables"]
     assert summary["status"] == table["status"] == "success"
-    assert (table["rows_read"], table["rows_written"], table["rows_failed"]) == (100_000, 100_000, 0)
+    counts = (table["rows_read"], table["rows_written"], table["rows_failed"])
+    assert counts == (100_000, 100_000, 0)
     assert table["source"] == table["target"] == f"{keyspace}.events"
     assert dead_letters(settings, "failed_rows") == []
 
@@ -82,7 +83,8 @@ def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassand
         assert table["rows_written"] == 300 and table["rows_failed"] == 0
         assert table["consistency_downgrades"] == 300
         downgraded = dead_letters(settings, "downgraded_rows")
-        assert len(downgraded) == 300 and {record["consistency"] for record in downgraded} == {"ONE"}
+        assert len(downgraded) == 300
+        assert {record["consistency"] for record in downgraded} == {"ONE"}
         assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
             source_session, keyspace, "events", COLUMNS)
         log = (tmp_path / "migrator.log").read_text()
@@ -136,7 +138,8 @@ def test_a_row_the_target_rejects_goes_to_the_dead_letter_file(tmp_path, keyspac
                                "WHERE account_id = 0 AND seq = 0")
         monkeypatch.setenv("TARGET_PASSWORD", "migrator-secret")
         settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"],
-                                  TARGET={"USERNAME": "migrator", "PASSWORD_ENV": "TARGET_PASSWORD"})
+                                  TARGET={"USERNAME": "migrator",
+                                          "PASSWORD_ENV": "TARGET_PASSWORD"})
 
         code, summary = run_migration(settings)
 

@@ -1,0 +1,159 @@
+"""Settings: defaults, overrides, and bad settings that stop the run before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from cassandra import ConsistencyLevel
+
+from pipelines import migrate
+from pipelines.config import SettingsError, load_settings
+from tests.helpers import rows_of, write_settings
+from tools import sample_data
+from transforms import BatchMode
+
+MINIMAL = {"SOURCE": {"HOSTS": ["10.0.0.1"], "KEYSPACE": "shop"},
+           "TARGET": {"HOSTS": "10.0.0.2, 10.0.0.3", "KEYSPACE": "shop_v2"},
+           "TABLES": ["orders", {"SOURCE": "users", "TARGET": "customers"}]}
+
+
+def write(tmp_path, document) -> str:
+    path = tmp_path / "migrator_settings.yaml"
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    return str(path)
+
+
+def test_an_old_minimal_file_gets_every_default(tmp_path):
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert (settings.max_workers, settings.batch_insert_size, settings.fetch_batch_size) == (
+        5, 50, 100)
+    assert settings.write_consistency == ConsistencyLevel.QUORUM
+    assert settings.fallback_consistency == ConsistencyLevel.ONE
+    assert settings.read_consistency == ConsistencyLevel.LOCAL_QUORUM
+    assert settings.retry_attempts == 3 and settings.batch_mode is BatchMode.PARTITION
+    assert settings.log_file == "migrator.log"
+    assert settings.summary_file == "migration_summary.json"
+    assert settings.failed_rows_dir == "failed_rows" and settings.splits is None
+    assert settings.target.connection.hosts == ("10.0.0.2", "10.0.0.3")
+    assert [(t.source, t.target) for t in settings.tables] == [("orders", "orders"),
+                                                              ("users", "customers")]
+
+
+def test_command_line_overrides_win_over_the_file(tmp_path):
+    settings = load_settings(write(tmp_path, {**MINIMAL, "MAX_WORKERS": 3}),
+                             ["MAX_WORKERS=8", "TARGET.PORT=9142", "FALLBACK_CONSISTENCY=null"])
+    assert settings.max_workers == 8 and settings.target.connection.port == 9142
+    assert settings.fallback_consistency is None
+
+
+def test_password_is_never_in_the_repr(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGRATOR_PW", "hunter2")
+    document = {**MINIMAL, "SOURCE": {**MINIMAL["SOURCE"], "USERNAME": "app",
+                                      "PASSWORD": "s3cret-value"}}
+    settings = load_settings(write(tmp_path, document))
+    assert "s3cret-value" not in repr(settings)
+    assert settings.source.connection.resolve_password() == "s3cret-value"
+
+
+BAD_SETTINGS = [
+    ("broken YAML", "SOURCE: {HOSTS: [a\n", "not valid YAML"),
+    ("not a mapping", "- just\n- a list\n", "must be a mapping of settings"),
+    ("missing TABLES", {k: v for k, v in MINIMAL.items() if k != "TABLES"}, "TABLES: is required"),
+    ("unknown key with hint", {**MINIMAL, "BATCHINSERTSIZE": 10},
+     "BATCHINSERTSIZE: unknown setting (did you mean BATCH_INSERT_SIZE?)"),
+    ("wrong type", {**MINIMAL, "MAX_WORKERS": "five"}, "MAX_WORKERS: must be a whole number"),
+    ("out of range", {**MINIMAL, "BATCH_INSERT_SIZE": 0},
+     "BATCH_INSERT_SIZE: must be between 1 and 10000, not 0"),
+    ("bad consistency", {**MINIMAL, "WRITE_CONSISTENCY": "MOSTLY"},
+     "WRITE_CONSISTENCY: must be one of"),
+    ("missing keyspace", {**MINIMAL, "SOURCE": {"HOSTS": ["h"]}}, "SOURCE.KEYSPACE: is required"),
+    ("bad table name", {**MINIMAL, "TABLES": ["orders; DROP TABLE x"]},
+     "TABLES[0]: 'orders; DROP TABLE x' is not a Cassandra table"),
+    ("table without SOURCE", {**MINIMAL, "TABLES": [{"TARGET": "x"}]},
+     "TABLES[0].SOURCE: is required"),
+    ("unset password variable", {**MINIMAL, "TARGET": {**MINIMAL["TARGET"], "USERNAME": "u",
+                                                     "PASSWORD_ENV": "NO_SUCH_VARIABLE_X"}},
+     "TARGET.PASSWORD_ENV: environment variable NO_SUCH_VARIABLE_X is not set"),
+    ("password without user", {**MINIMAL, "TARGET": {**MINIMAL["TARGET"], "PASSWORD": "p"}},
+     "TARGET.USERNAME: is required with PASSWORD"),
+    ("missing CA file", {**MINIMAL, "SOURCE": {**MINIMAL["SOURCE"], "SSL": {
+        "ENABLED": True, "CA_CERTS": "/no/such/ca.pem"}}},
+     "SOURCE.SSL.CA_CERTS: file /no/such/ca.pem does not exist"),
+    ("batch mode", {**MINIMAL, "BATCH_MODE": "LOGGED"}, "BATCH_MODE: must be one of"),
+    ("duplicate target", {**MINIMAL, "TABLES": ["a", {"SOURCE": "b", "TARGET": "a"}]},
+     "target table a appears more than once"),
+]
+
+
+@pytest.mark.parametrize(("document", "message"), [case[1:] for case in BAD_SETTINGS],
+                         ids=[case[0] for case in BAD_SETTINGS])
+def test_bad_settings_name_the_file_and_the_key(tmp_path, document, message):
+    path = write(tmp_path, document)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path)
+    assert message in str(raised.value)
+    assert str(raised.value).startswith(path)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = write(tmp_path, {**MINIMAL, "MAX_WORKERS": 0, "RETRY_ATTEMPTS": -1, "COLOUR": "red"})
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path)
+    for key in ("MAX_WORKERS", "RETRY_ATTEMPTS", "COLOUR"):
+        assert f"{key}:" in str(raised.value)
+
+
+def test_cli_exits_2_on_a_bad_file_without_touching_anything(tmp_path, capsys):
+    path = write(tmp_path, {**MINIMAL, "SUMMARY_FILE": str(tmp_path / "s.json"),
+                            "LOG_FILE": str(tmp_path / "m.log"), "FETCH_BATCH_SIZE": -5})
+    assert migrate.run(["--config", path]) == 2
+    assert "FETCH_BATCH_SIZE: must be between 1 and 100000, not -5" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "m.log").exists()
+    assert migrate.run([]) == 2
+    assert "--config PATH" in capsys.readouterr().err
+
+
+# The same promise against the real clusters: problems only the clusters can reveal.
+CLUSTER_PROBLEMS = [
+    ("missing source table", {"TABLES": ["nope"]},
+     "TABLES[0].SOURCE: table {ks}.nope does not exist"),
+    ("missing target table", {"TABLES": [{"SOURCE": "events", "TARGET": "absent"}]},
+     "TABLES[0].TARGET: table {ks}.absent does not exist"),
+    ("missing keyspace", {"TARGET": {"KEYSPACE": "no_such_keyspace"}},
+     "TARGET.KEYSPACE: keyspace no_such_keyspace does not exist"),
+    ("primary key differs", {"TABLES": [{"SOURCE": "events", "TARGET": "other_key"}]},
+     "the clustering key of {ks}.other_key (seq int, extra int) differs"),
+    ("column type differs", {"TABLES": [{"SOURCE": "events", "TARGET": "other_type"}]},
+     "column amount is bigint in {ks}.events but int in {ks}.other_type"),
+    ("column missing", {"TABLES": [{"SOURCE": "events", "TARGET": "fewer"}]},
+     "{ks}.fewer has no column"),
+    ("unreachable host", {"TARGET": {"HOSTS": ["127.0.0.77"]}},
+     "TARGET.HOSTS: cannot connect to 127.0.0.77:9042"),
+    ("partition key arity", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [[1, 2]]}]},
+     "TABLES[0].PARTITIONS: [1, 2] has 2 values but the partition key"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [case[1:] for case in CLUSTER_PROBLEMS],
+                         ids=[case[0] for case in CLUSTER_PROBLEMS])
+def test_schema_problems_exit_2_before_anything_is_written(tmp_path, keyspace, cassandra_hosts,
+                                                           source_session, target_session,
+                                                           overrides, message, caplog):
+    sample_data.fill_table(source_session, keyspace, "events", 50, "narrow")
+    sample_data.create_table(target_session, keyspace, "events")
+    base = sample_data.TABLE_CQL.format(keyspace=keyspace, table="{table}")
+    target_session.execute(base.format(table="other_key").replace(
+        "PRIMARY KEY (account_id, seq)", "extra int, PRIMARY KEY (account_id, seq, extra)")
+        .replace("CLUSTERING ORDER BY (seq DESC)", "CLUSTERING ORDER BY (seq DESC, extra ASC)"))
+    target_session.execute(base.format(table="other_type").replace("amount bigint", "amount int"))
+    target_session.execute(base.format(table="fewer").replace("note text,", ""))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"], **overrides)
+
+    code = migrate.run(["--config", str(settings)])
+
+    assert code == 2
+    assert message.format(ks=keyspace) in caplog.text
+    assert f"{settings}: " in caplog.text
+    assert not (tmp_path / "summary.json").exists()
+    for table in ("events", "other_key", "other_type", "fewer"):
+        assert rows_of(target_session, keyspace, table, ("account_id",)) == []
