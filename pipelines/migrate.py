@@ -115,7 +115,9 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
 def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str]) -> None:
     """MAX_WORKERS -> DirectRunner parallelism, unless the command line chose it already."""
     standard = options.view_as(StandardOptions)
-    if standard.runner in (None, "DirectRunner", "direct"):
+    if standard.runner is None:
+        standard.runner = "DirectRunner"
+    if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if not any(arg.startswith("--direct_num_workers") for arg in argv):
             direct.direct_num_workers = settings.max_workers

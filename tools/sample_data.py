@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import UNSET_VALUE
 
 SHAPES = ("mixed", "narrow", "wide", "kilobyte")
 
@@ -77,14 +78,15 @@ def generate_rows(rows: int, shape: str = "mixed", seed: int = 7) -> Iterator[tu
 
 def fill_table(session, keyspace: str, table: str, rows: int, shape: str = "mixed",
                seed: int = 7, concurrency: int = 128, chunk: int = 20_000) -> int:
-    """Create the table if needed and write ``rows`` generated rows; return how many."""
+    """Create the table if needed and write ``rows`` generated rows; return how many.
+    Nulls are left unset, so the source holds no tombstones."""
     create_table(session, keyspace, table)
     insert = session.prepare(f"INSERT INTO {keyspace}.{table} ({', '.join(COLUMNS)}) "
                              f"VALUES ({', '.join('?' for _ in COLUMNS)})")
     written = 0
     batch: list[tuple] = []
     for row in generate_rows(rows, shape, seed):
-        batch.append(row)
+        batch.append(tuple(UNSET_VALUE if value is None else value for value in row))
         if len(batch) >= chunk:
             written += _write(session, insert, batch, concurrency)
             batch = []
