@@ -11,6 +11,7 @@ password; a PASSWORD written in the file itself works too, but is never printed 
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -28,13 +29,25 @@ class SettingsError(Exception):
     """Settings that cannot be used; the message names the file, every bad key and the problem."""
 
 
+ALL_TABLES = "*"
+
+
 @dataclass(frozen=True)
 class TableMapping:
-    """One table to copy: source table -> target table, optionally only some partitions."""
+    """One table to copy: source table -> target table, optionally only some partitions,
+    with renamed, skipped or constant columns, and a filter on rows or on writetime."""
 
     source: str
     target: str
     partitions: tuple[tuple, ...] | None = None
+    columns: tuple[tuple[str, str | None], ...] = ()  # (source column, target column or None)
+    constants: tuple[tuple[str, Any], ...] = ()  # (target column, value)
+    where: str | None = None
+    writetime_from: int | None = None  # microseconds since the epoch, inclusive
+    writetime_to: int | None = None  # exclusive
+
+    def renames(self) -> dict[str, str | None]:
+        return dict(self.columns)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,9 @@ class Settings:
     retry_max_backoff_seconds: float = 30.0
     batch_mode: BatchMode = BatchMode.PARTITION
     max_requests_in_flight: int = 64
+    preserve_writetime: bool = True
+    preserve_ttl: bool = True
+    create_target_tables: bool = False
     log_file: str | None = "migrator.log"
     log_level: str = "INFO"
     summary_file: str | None = "migration_summary.json"
@@ -180,6 +196,9 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),
     "BATCH_MODE": ("PARTITION", lambda v: BatchMode(_choice([m.value for m in BatchMode])(v))),
     "MAX_REQUESTS_IN_FLIGHT": (64, _integer(1, 4096)),
+    "PRESERVE_WRITETIME": (True, _boolean),
+    "PRESERVE_TTL": (True, _boolean),
+    "CREATE_TARGET_TABLES": (False, _boolean),
     "LOG_FILE": ("migrator.log", _optional(_text)),
     "LOG_LEVEL": ("INFO", _choice(["DEBUG", "INFO", "WARNING", "ERROR"])),
     "SUMMARY_FILE": ("migration_summary.json", _optional(_text)),
@@ -282,14 +301,75 @@ def _cluster(problems: _Problems, name: str, raw: Any) -> ClusterSettings | None
     return ClusterSettings(connection, values["KEYSPACE"])
 
 
+def _writetime(value) -> int:
+    """Microseconds since the epoch, from a whole number or an ISO-8601 date and time."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a timestamp, not {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (str, datetime.date)):
+        try:
+            moment = (value if isinstance(value, datetime.datetime)
+                      else datetime.datetime.fromisoformat(str(value)))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO-8601 date and time (2024-05-01T00:00:00Z)"
+                             " nor microseconds since the epoch") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return int(moment.timestamp() * 1_000_000)
+    raise ValueError(f"must be a timestamp, not {_type_name(value)} {value!r}")
+
+
+_TABLE_KEYS = ("SOURCE", "TARGET", "PARTITIONS", "COLUMNS", "CONSTANTS", "WHERE",
+               "WRITETIME_FROM", "WRITETIME_TO")
+
+
+def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
+    options = {}
+    columns = item.get("COLUMNS")
+    if columns is not None:
+        if not isinstance(columns, Mapping) or not all(
+                isinstance(name, str) and (target is None or isinstance(target, str))
+                for name, target in columns.items()):
+            problems.add(f"{where}.COLUMNS", "must map source column names to target column "
+                                             "names (or to null to skip a column)")
+        else:
+            options["columns"] = tuple(columns.items())
+    constants = item.get("CONSTANTS")
+    if constants is not None:
+        if not isinstance(constants, Mapping) or not all(isinstance(k, str) for k in constants):
+            problems.add(f"{where}.CONSTANTS", "must map target column names to values")
+        else:
+            options["constants"] = tuple(constants.items())
+    if item.get("WHERE") is not None:
+        try:
+            options["where"] = _text(item["WHERE"])
+        except ValueError as error:
+            problems.add(f"{where}.WHERE", str(error))
+    for key in ("WRITETIME_FROM", "WRITETIME_TO"):
+        if item.get(key) is not None:
+            try:
+                options[key.lower()] = _writetime(item[key])
+            except ValueError as error:
+                problems.add(f"{where}.{key}", str(error))
+    if options.get("writetime_from", 0) > options.get("writetime_to", float("inf")):
+        problems.add(f"{where}.WRITETIME_TO", "must not be before WRITETIME_FROM")
+    return options
+
+
 def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
+    if raw == ALL_TABLES:
+        return (TableMapping(ALL_TABLES, ALL_TABLES),)
     if not isinstance(raw, list) or not raw:
         problems.add("TABLES", "must be a non-empty list of table names or mappings "
-                               "with SOURCE and TARGET")
+                               "with SOURCE and TARGET, or \"*\" for every table")
         return ()
     tables = []
     for index, item in enumerate(raw):
         where = f"TABLES[{index}]"
+        if item == ALL_TABLES:
+            tables.append(TableMapping(ALL_TABLES, ALL_TABLES))
+            continue
         if isinstance(item, str):
             try:
                 tables.append(TableMapping(_identifier(item), item))
@@ -300,9 +380,8 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
             problems.add(where, f"must be a table name or a mapping, not {_type_name(item)}")
             continue
         for key in item:
-            if key not in ("SOURCE", "TARGET", "PARTITIONS"):
-                problems.add(f"{where}.{key}", "unknown setting; known: SOURCE, TARGET, "
-                                               "PARTITIONS")
+            if key not in _TABLE_KEYS:
+                problems.add(f"{where}.{key}", f"unknown setting; known: {', '.join(_TABLE_KEYS)}")
         names = {}
         for key in ("SOURCE", "TARGET"):
             value = item.get(key, item.get("SOURCE") if key == "TARGET" else None)
@@ -319,8 +398,9 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
             else:
                 partitions = tuple(tuple(key) if isinstance(key, list) else (key,)
                                    for key in partitions)
+        options = _table_options(problems, where, item)
         if len(names) == 2:
-            tables.append(TableMapping(names["SOURCE"], names["TARGET"], partitions))
+            tables.append(TableMapping(names["SOURCE"], names["TARGET"], partitions, **options))
     targets = [table.target for table in tables]
     for target in sorted({name for name in targets if targets.count(name) > 1}):
         problems.add("TABLES", f"target table {target} appears more than once")

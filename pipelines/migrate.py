@@ -33,6 +33,8 @@ from pipelines.config import Settings, SettingsError, load_settings
 from pipelines.validate import TablePlan, check_against_clusters
 from transforms import ReadFromCassandra, RetryPolicy, WriteJsonLines, WriteToCassandra
 from transforms import progress as progress_module
+from transforms.counters import WriteCountersToCassandra
+from transforms.mapping import MapColumns
 
 _LOG = logging.getLogger("migrator")
 
@@ -95,16 +97,33 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
     for plan in plans:
         namespace = namespace_of(plan)
         step = plan.target_label
+        mapping = plan.mapping
+        window = mapping.writetime_from is not None or mapping.writetime_to is not None
+        keep_cells = (settings.preserve_writetime or settings.preserve_ttl) and not plan.counters
         read = pipeline | f"Read {plan.source_label}" >> ReadFromCassandra(
-            settings.source.connection, settings.source.keyspace, plan.mapping.source,
+            settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),
             fetch_size=settings.fetch_batch_size, policy=read_policy,
-            partitions=plan.mapping.partitions, metrics_namespace=namespace)
-        written = read.rows | f"Write {step}" >> WriteToCassandra(
-            settings.target.connection, settings.target.keyspace, plan.mapping.target,
-            batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
-            policy=write_policy, max_in_flight=settings.max_requests_in_flight,
-            metrics_namespace=namespace)
+            partitions=mapping.partitions, metrics_namespace=namespace,
+            cell_metadata=keep_cells or window, where=mapping.where)
+        rows = read.rows
+        if mapping.columns or mapping.constants or window:
+            rows = rows | f"Map columns of {step}" >> MapColumns(
+                mapping.renames(), dict(mapping.constants), mapping.writetime_from,
+                mapping.writetime_to, metrics_namespace=namespace)
+        if plan.counters:
+            writer = WriteCountersToCassandra(
+                settings.target.connection, settings.target.keyspace, mapping.target,
+                batch_size=settings.batch_insert_size, policy=write_policy,
+                max_in_flight=settings.max_requests_in_flight, metrics_namespace=namespace)
+        else:
+            writer = WriteToCassandra(
+                settings.target.connection, settings.target.keyspace, mapping.target,
+                batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
+                policy=write_policy, max_in_flight=settings.max_requests_in_flight,
+                metrics_namespace=namespace, preserve_writetime=settings.preserve_writetime,
+                preserve_ttl=settings.preserve_ttl)
+        written = rows | f"Write {step}" >> writer
         outputs = {"failed_rows": written.failed_rows,
                    "downgraded_rows": written.downgraded_rows,
                    "failed_ranges": read.failed_ranges}

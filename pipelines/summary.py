@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from apache_beam.metrics.metric import MetricsFilter
 
 COUNTERS = ("rows_read", "rows_written", "rows_failed", "write_retries", "read_retries",
-            "consistency_downgrades", "batch_fallbacks", "ranges_failed")
+            "consistency_downgrades", "batch_fallbacks", "ranges_failed", "rows_filtered",
+            "rows_unchanged")
 
 
 @dataclass
@@ -25,8 +26,11 @@ class TableSummary:
 
     @property
     def unaccounted(self) -> int:
-        """Rows read that were neither written nor dead-lettered: must be zero."""
-        return self.counts["rows_read"] - self.counts["rows_written"] - self.counts["rows_failed"]
+        """Rows read that were neither written, dead-lettered, filtered out on purpose nor
+        already equal on the target (counters): must be zero."""
+        counts = self.counts
+        return (counts["rows_read"] - counts["rows_written"] - counts["rows_failed"]
+                - counts["rows_filtered"] - counts["rows_unchanged"])
 
     @property
     def status(self) -> str:

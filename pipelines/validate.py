@@ -12,8 +12,10 @@ import logging
 from dataclasses import dataclass
 
 from cassandra.cluster import NoHostAvailable
+from cassandra.cqltypes import _casstypes
 
-from pipelines.config import ClusterSettings, Settings, SettingsError, TableMapping
+from pipelines.config import ALL_TABLES, ClusterSettings, Settings, SettingsError, TableMapping
+from transforms.cql import quote
 
 _LOG = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class TablePlan:
     target_label: str
     columns: tuple[str, ...]
     estimated_partitions: int | None
+    counters: bool = False
 
 
 def _normalise(cql_type: str) -> str:
@@ -76,8 +79,10 @@ def _estimated_partitions(session, keyspace: str, table: str) -> int | None:
 
 
 def check_against_clusters(settings: Settings) -> list[TablePlan]:
-    """Connect to both clusters, check every table; return a plan per table or raise."""
-    problems: list[str] = []
+    """Connect to both clusters, check every table; return a plan per table or raise.
+
+    With CREATE_TARGET_TABLES, missing target tables (and the user types they need) are
+    created from the source schema, but only once everything else has been checked."""
     try:
         source_cluster, source = _connect("SOURCE", settings.source)
     except SettingsError as error:
@@ -88,17 +93,18 @@ def check_against_clusters(settings: Settings) -> list[TablePlan]:
         source_cluster.shutdown()
         raise SettingsError(f"{settings.path}: {error}") from None
     try:
-        source_keyspace = source_cluster.metadata.keyspaces.get(settings.source.keyspace)
-        target_keyspace = target_cluster.metadata.keyspaces.get(settings.target.keyspace)
-        if source_keyspace is None:
-            problems.append(f"SOURCE.KEYSPACE: keyspace {settings.source.keyspace} does not "
-                            f"exist on {settings.source.connection.describe()}")
-        if target_keyspace is None:
-            problems.append(f"TARGET.KEYSPACE: keyspace {settings.target.keyspace} does not "
-                            f"exist on {settings.target.connection.describe()}")
+        tables, problems = _expand_tables(settings, source_cluster, target_cluster)
+        missing = [] if problems else [
+            (index, mapping) for index, mapping in tables
+            if mapping.target not in target_cluster.metadata.keyspaces[
+                settings.target.keyspace].tables]
+        if missing and settings.create_target_tables:
+            problems += _create_target_tables(settings, source_cluster, target, missing)
         plans = []
-        if source_keyspace is not None and target_keyspace is not None:
-            for index, mapping in enumerate(settings.tables):
+        if not problems:
+            source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
+            target_keyspace = target_cluster.metadata.keyspaces[settings.target.keyspace]
+            for index, mapping in tables:
                 plan = _check_table(settings, index, mapping, source, source_keyspace,
                                     target_keyspace, problems)
                 if plan is not None:
@@ -112,6 +118,70 @@ def check_against_clusters(settings: Settings) -> list[TablePlan]:
     return plans
 
 
+def _expand_tables(settings, source_cluster, target_cluster):
+    """(index, mapping) for every table to copy, with "*" replaced by the source's tables."""
+    problems = []
+    source_keyspace = source_cluster.metadata.keyspaces.get(settings.source.keyspace)
+    target_keyspace = target_cluster.metadata.keyspaces.get(settings.target.keyspace)
+    if source_keyspace is None:
+        problems.append(f"SOURCE.KEYSPACE: keyspace {settings.source.keyspace} does not "
+                        f"exist on {settings.source.connection.describe()}")
+    if target_keyspace is None:
+        problems.append(f"TARGET.KEYSPACE: keyspace {settings.target.keyspace} does not "
+                        f"exist on {settings.target.connection.describe()}")
+    if problems:
+        return [], problems
+    tables = []
+    for index, mapping in enumerate(settings.tables):
+        if mapping.source == ALL_TABLES:
+            listed = {table.source for table in settings.tables}
+            tables += [(index, TableMapping(name, name)) for name in sorted(source_keyspace.tables)
+                       if name not in listed]
+            if not source_keyspace.tables:
+                problems.append(f"TABLES[{index}]: keyspace {settings.source.keyspace} has no "
+                                "tables")
+        else:
+            tables.append((index, mapping))
+    return tables, problems
+
+
+def _create_target_tables(settings, source_cluster, target, missing) -> list[str]:
+    """Create the missing target tables, and the user types they use, like the source's."""
+    problems = []
+    source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
+    target_metadata = target.cluster.metadata
+    source_prefix = f"{quote(settings.source.keyspace)}."
+    target_prefix = f"{quote(settings.target.keyspace)}."
+    for index, mapping in missing:
+        if mapping.columns:
+            problems.append(f"TABLES[{index}]: CREATE_TARGET_TABLES cannot create "
+                            f"{settings.target_label(mapping)} with renamed columns; create it "
+                            "yourself")
+            continue
+        table = source_keyspace.tables.get(mapping.source)
+        if table is None:
+            continue  # reported by the table check
+        statements = []
+        for type_name, user_type in source_keyspace.user_types.items():
+            if (type_name not in target_metadata.keyspaces[settings.target.keyspace].user_types
+                    and any(type_name in column.cql_type for column in table.columns.values())):
+                statements.append(user_type.as_cql_query().replace(
+                    f"TYPE {source_prefix}", f"TYPE IF NOT EXISTS {target_prefix}", 1))
+        create = table.as_cql_query().replace(
+            f"TABLE {source_prefix}{quote(mapping.source)} ",
+            f"TABLE IF NOT EXISTS {target_prefix}{quote(mapping.target)} ", 1)
+        statements.append(create)
+        try:
+            for statement in statements:
+                _LOG.info("creating on the target: %s", statement.split(" (")[0])
+                target.execute(statement)
+        except Exception as error:  # noqa: BLE001 - named to the user
+            problems.append(f"TABLES[{index}]: could not create {settings.target_label(mapping)}"
+                            f": {type(error).__name__}: {error}")
+    target.cluster.refresh_schema_metadata()
+    return problems
+
+
 def _check_table(settings, index, mapping, source, source_keyspace, target_keyspace,
                  problems) -> TablePlan | None:
     where = f"TABLES[{index}]"
@@ -121,43 +191,100 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
     if source_table is None:
         problems.append(f"{where}.SOURCE: table {source_label} does not exist")
     if target_table is None:
-        problems.append(f"{where}.TARGET: table {target_label} does not exist")
+        problems.append(f"{where}.TARGET: table {target_label} does not exist"
+                        + ("" if settings.create_target_tables else
+                           " (CREATE_TARGET_TABLES: true creates it from the source)"))
     if source_table is None or target_table is None:
         return None
     before = len(problems)
+    renames = mapping.renames()
+    for name in renames:
+        if name not in source_table.columns:
+            problems.append(f"{where}.COLUMNS: {source_label} has no column {name}")
+
+    def renamed(columns):
+        return [(renames.get(column.name, column.name), _normalise(column.cql_type))
+                for column in columns]
+
     for part, source_key, target_key in (
             ("partition key", source_table.partition_key, target_table.partition_key),
             ("clustering key", source_table.clustering_key, target_table.clustering_key)):
-        if _key_signature(source_key) != _key_signature(target_key):
+        if renamed(source_key) != _key_signature(target_key):
             problems.append(
                 f"{where}: the {part} of {target_label} "
                 f"({', '.join(f'{n} {t}' for n, t in _key_signature(target_key)) or 'none'}) "
                 f"differs from that of {source_label} "
-                f"({', '.join(f'{n} {t}' for n, t in _key_signature(source_key)) or 'none'})")
+                f"({', '.join(f'{n} {t}' for n, t in renamed(source_key)) or 'none'})")
     missing, mismatched = [], []
     for name, column in source_table.columns.items():
-        target_column = target_table.columns.get(name)
+        target_name = renames.get(name, name)
+        if target_name is None:
+            continue  # skipped
+        target_column = target_table.columns.get(target_name)
         if target_column is None:
-            missing.append(name)
+            missing.append(target_name)
         elif _normalise(target_column.cql_type) != _normalise(column.cql_type):
             mismatched.append(f"{name} is {column.cql_type} in {source_label} but "
-                              f"{target_column.cql_type} in {target_label}")
+                              f"{target_name} is {target_column.cql_type} in {target_label}")
     if missing:
         problems.append(f"{where}: {target_label} has no column {', '.join(missing)} "
                         f"(present in {source_label})")
     problems.extend(f"{where}: column {text}" for text in mismatched)
+    key_names = {column.name for column in (*source_table.partition_key,
+                                            *source_table.clustering_key)}
+    for name in key_names:
+        if name in renames and renames[name] is None:
+            problems.append(f"{where}.COLUMNS: primary key column {name} cannot be skipped")
+    for name, value in mapping.constants:
+        if name not in target_table.columns:
+            problems.append(f"{where}.CONSTANTS: {target_label} has no column {name}")
+        elif not _accepts(target_table.columns[name].cql_type, value):
+            problems.append(f"{where}.CONSTANTS: {value!r} is not a valid "
+                            f"{target_table.columns[name].cql_type} for {target_label}.{name}")
     counters = [name for name, column in source_table.columns.items()
                 if column.cql_type == "counter"]
-    if counters:
-        problems.append(f"{where}: {source_label} is a counter table ({', '.join(counters)}); "
-                        "counter tables are not supported yet")
+    if counters and (mapping.where or mapping.constants or mapping.writetime_from
+                     or mapping.writetime_to):
+        problems.append(f"{where}: {source_label} is a counter table: WHERE, CONSTANTS and "
+                        "writetime windows do not apply to counters")
     if mapping.partitions is not None:
         width = len(source_table.partition_key)
         for key in mapping.partitions:
             if len(key) != width:
                 problems.append(f"{where}.PARTITIONS: {list(key)} has {len(key)} values but "
                                 f"the partition key of {source_label} has {width}")
+    if mapping.where:
+        problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
     if len(problems) > before:
         return None
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
-                     _estimated_partitions(source, settings.source.keyspace, mapping.source))
+                     _estimated_partitions(source, settings.source.keyspace, mapping.source),
+                     counters=bool(counters))
+
+
+_SIMPLE_TYPES = {cls.typename: cls for cls in _casstypes.values()
+                 if isinstance(getattr(cls, "typename", None), str)}
+
+
+def _accepts(cql_type: str, value) -> bool:
+    """Whether the driver can serialize ``value`` as the simple type ``cql_type``. Collections,
+    tuples and user types are not checked here: a bad value fails each row's write."""
+    driver_type = _SIMPLE_TYPES.get(_normalise(cql_type))
+    if driver_type is None:
+        return True
+    try:
+        driver_type.serialize(value, 5)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not accepted"
+        return False
+
+
+
+def _check_where(source, keyspace, mapping, where) -> list[str]:
+    """Let the source cluster parse the WHERE condition (nothing is read)."""
+    try:
+        source.prepare(f"SELECT * FROM {quote(keyspace)}.{quote(mapping.source)} "
+                       f"WHERE {mapping.where} ALLOW FILTERING")
+    except Exception as error:  # noqa: BLE001 - named to the user
+        return [f"{where}.WHERE: the source rejects {mapping.where!r}: {error}"]
+    return []

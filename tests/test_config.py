@@ -124,7 +124,7 @@ CLUSTER_PROBLEMS = [
     ("primary key differs", {"TABLES": [{"SOURCE": "events", "TARGET": "other_key"}]},
      "the clustering key of {ks}.other_key (seq int, extra int) differs"),
     ("column type differs", {"TABLES": [{"SOURCE": "events", "TARGET": "other_type"}]},
-     "column amount is bigint in {ks}.events but int in {ks}.other_type"),
+     "column amount is bigint in {ks}.events but amount is int in {ks}.other_type"),
     ("column missing", {"TABLES": [{"SOURCE": "events", "TARGET": "fewer"}]},
      "{ks}.fewer has no column"),
     ("unreachable host", {"TARGET": {"HOSTS": ["127.0.0.77"]}},

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cassandra.encoder import Encoder
 from cassandra.metadata import protect_name
 
-_ENCODER = Encoder()
+from transforms.values import LiteralEncoder
+
+_ENCODER = LiteralEncoder()
 
 
 def quote(name: str) -> str:
@@ -21,20 +22,35 @@ def table_name(keyspace: str, table: str) -> str:
     return f"{quote(keyspace)}.{quote(table)}"
 
 
-def select_statement(keyspace: str, table: str, columns: Iterable[str], where: str) -> str:
-    return (f"SELECT {', '.join(map(quote, columns))} FROM {table_name(keyspace, table)} "
+def select_statement(keyspace: str, table: str, columns: Iterable[str], where: str, *,
+                     quoted: bool = False) -> str:
+    """SELECT of ``columns`` (names, or selectors already quoted when ``quoted``)."""
+    selectors = list(columns) if quoted else [quote(name) for name in columns]
+    return (f"SELECT {', '.join(selectors)} FROM {table_name(keyspace, table)} "
             f"WHERE {where}")
 
 
-def insert_statement(keyspace: str, table: str, columns: Iterable[str]) -> str:
+def _using(timestamp, ttl) -> str:
+    """USING clause; ``timestamp`` and ``ttl`` are "?" placeholders or literal numbers."""
+    parts = [f"TIMESTAMP {timestamp}" if timestamp is not None else "",
+             f"TTL {ttl}" if ttl is not None else ""]
+    parts = [part for part in parts if part]
+    return f" USING {' AND '.join(parts)}" if parts else ""
+
+
+def insert_statement(keyspace: str, table: str, columns: Iterable[str], *,
+                     timestamp: bool = False, ttl: bool = False) -> str:
+    """INSERT with a ``?`` per column, then ``?`` for the timestamp and TTL if asked."""
     columns = list(columns)
     return (f"INSERT INTO {table_name(keyspace, table)} ({', '.join(map(quote, columns))}) "
-            f"VALUES ({', '.join('?' for _ in columns)})")
+            f"VALUES ({', '.join('?' for _ in columns)})"
+            + _using("?" if timestamp else None, "?" if ttl else None))
 
 
-def literal_insert(keyspace: str, table: str, row: Mapping) -> str:
+def literal_insert(keyspace: str, table: str, row: Mapping, timestamp: int | None = None,
+                   ttl: int | None = None) -> str:
     """An INSERT with the row's values as CQL literals (nulls left out, so no tombstones)."""
     present = {name: value for name, value in row.items() if value is not None}
     values = ", ".join(_ENCODER.cql_encode_all_types(value) for value in present.values())
     return (f"INSERT INTO {table_name(keyspace, table)} ({', '.join(map(quote, present))}) "
-            f"VALUES ({values});")
+            f"VALUES ({values}){_using(timestamp, ttl)};")

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import apache_beam as beam
 from cassandra.util import Date, Duration, Time
 
+from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, data_of
 from transforms.cql import literal_insert
 
 __all__ = ["WriteJsonLines", "failed_row_record", "to_json"]
@@ -46,17 +47,30 @@ def to_json(value):
     return repr(value)
 
 
-def failed_row_record(keyspace: str, table: str, key: Mapping, row: Mapping, outcome) -> dict:
-    return {
+def failed_row_record(keyspace: str, table: str, key: Mapping, row: Mapping, outcome,
+                      groups: list | None = None) -> dict:
+    """The dead letter of a row. ``groups`` are its cell groups (``cells.cell_groups``) when
+    writetimes and TTLs are kept: the replayable CQL then keeps them too."""
+    data = data_of(row)
+    record = {
         "table": f"{keyspace}.{table}",
         **key,
         "error": type(outcome.error).__name__,
         "message": str(outcome.error),
         "attempts": outcome.attempts,
-        "row": {name: to_json(value) for name, value in row.items()},
-        "cql": literal_insert(keyspace, table, row),
+        "row": {name: to_json(value) for name, value in data.items()},
         "failed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+    if groups:
+        record["cql"] = " ".join(literal_insert(keyspace, table, cells, writetime, ttl)
+                                 for cells, writetime, ttl in groups)
+        record["writetime"] = {name: to_json(value) for name, value in row.items()
+                               if name.startswith(WRITETIME_PREFIX)}
+        record["ttl"] = {name: to_json(value) for name, value in row.items()
+                         if name.startswith(TTL_PREFIX)}
+    else:
+        record["cql"] = literal_insert(keyspace, table, data)
+    return record
 
 
 class WriteJsonLines(beam.PTransform):

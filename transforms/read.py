@@ -20,10 +20,12 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from cassandra.protocol import _ProtocolHandler
 
-from transforms import retry, token_ranges
+from transforms import cells, retry, token_ranges
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote, select_statement
+from transforms.values import register_user_types
 
 __all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem"]
 
@@ -90,7 +92,9 @@ class _ReadWorkItemFn(beam.DoFn):
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  columns: tuple[str, ...] | None, fetch_size: int, policy: retry.RetryPolicy,
-                 metrics_namespace: str):
+                 metrics_namespace: str, cell_metadata: bool = False, where: str | None = None):
+        self._cell_metadata = cell_metadata
+        self._where = where
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -101,17 +105,36 @@ class _ReadWorkItemFn(beam.DoFn):
 
     def setup(self):
         self._session = shared_sessions.acquire(self._connection)
+        self._own_session = None
         metadata = self._session.cluster.metadata
-        table = metadata.keyspaces[self._keyspace].tables[self._table]
+        keyspace = metadata.keyspaces[self._keyspace]
+        table = keyspace.tables[self._table]
+        register_user_types(self._session.cluster, self._keyspace)
         partition_key = [column.name for column in table.partition_key]
         columns = self._columns or tuple(table.columns)
+        selectors = [quote(name) for name in columns]
+        if self._cell_metadata:
+            metadata_selectors, per_element = _cell_metadata_selectors(
+                table, columns, set(keyspace.user_types), _oldest_release(metadata))
+            selectors += metadata_selectors
+            if per_element:
+                # Per-element TTLs of a collection hold nulls for elements without TTL, which
+                # the driver's Cython decoder rejects: this worker reads with the pure-Python
+                # decoder, on a session of its own so other readers keep the fast one.
+                self._own_session = self._session.cluster.connect()
+                self._own_session.client_protocol_handler = _ProtocolHandler
+        if self._own_session is not None:
+            self._session = self._own_session
+        extra = f" AND {self._where}" if self._where else ""
+        suffix = " ALLOW FILTERING" if self._where else ""
         self._range_query = self._session.prepare(select_statement(
-            self._keyspace, self._table, columns,
+            self._keyspace, self._table, selectors,
             f"token({', '.join(map(quote, partition_key))}) > ? AND "
-            f"token({', '.join(map(quote, partition_key))}) <= ?"))
+            f"token({', '.join(map(quote, partition_key))}) <= ?{extra}", quoted=True) + suffix)
         self._partition_query = self._session.prepare(select_statement(
-            self._keyspace, self._table, columns,
-            " AND ".join(f"{quote(name)} = ?" for name in partition_key)))
+            self._keyspace, self._table, selectors,
+            " AND ".join(f"{quote(name)} = ?" for name in partition_key) + extra,
+            quoted=True) + suffix)
         for statement in (self._range_query, self._partition_query):
             statement.fetch_size = self._fetch_size
         self._rows_read = Metrics.counter(self._namespace, "rows_read")
@@ -120,6 +143,8 @@ class _ReadWorkItemFn(beam.DoFn):
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
 
     def teardown(self):
+        if self._own_session is not None:
+            self._own_session.shutdown()
         shared_sessions.release(self._connection)
 
     def _replica_host(self, item: ReadWorkItem):
@@ -195,6 +220,37 @@ class _ReadWorkItemFn(beam.DoFn):
             describe=lambda: f"reading {self._keyspace}.{self._table} {item.describe()}")
 
 
+def _oldest_release(metadata) -> tuple[int, ...]:
+    versions = []
+    for host in metadata.all_hosts():
+        try:
+            versions.append(tuple(int(part) for part in
+                                  host.release_version.split("-")[0].split(".")[:2]))
+        except (AttributeError, ValueError):
+            continue
+    return min(versions, default=(5, 0))
+
+
+def _cell_metadata_selectors(table, columns, user_types: set[str], release: tuple[int, ...]
+                             ) -> tuple[list[str], bool]:
+    """``writetime(c)`` and ``ttl(c)`` selectors for each regular column, and whether any
+    reports per element (non-frozen collections and user types, Cassandra 5.0 and later)."""
+    keys = {column.name for column in (*table.partition_key, *table.clustering_key)}
+    selectors, per_element = [], False
+    for name in columns:
+        column = table.columns[name]
+        if name in keys or column.cql_type == "counter":
+            continue
+        if cells.is_multi_cell(column.cql_type, user_types):
+            if release < (5, 0):
+                continue  # older servers cannot tell: see transforms.cells
+            per_element = True
+        for function, alias in (("writetime", cells.writetime_key(name)),
+                                ("ttl", cells.ttl_key(name))):
+            selectors.append(f'{function}({quote(name)}) AS "{alias}"')
+    return selectors, per_element
+
+
 class ReadFromCassandra(beam.PTransform):
     """Read a Cassandra table as a PCollection of dicts (column name -> driver value).
 
@@ -208,6 +264,9 @@ class ReadFromCassandra(beam.PTransform):
       policy: retries and consistency of the reads (its ``consistency`` is the read level).
       partitions: read only these partitions (tuples of partition key values) instead of the ring.
       metrics_namespace: namespace of the rows_read / read_retries / ranges_failed counters.
+      cell_metadata: also read each regular column's writetime and remaining TTL, as the keys
+        ``writetime(c)`` and ``ttl(c)`` of each row (see ``transforms.cells``).
+      where: an extra CQL condition on the rows to read (ALLOW FILTERING is added).
 
     The result is a ``beam.pvalue.DoOutputsTuple``-like object: ``result.rows`` holds the rows and
     ``result.failed_ranges`` a dict per work item that could not be read.
@@ -219,8 +278,11 @@ class ReadFromCassandra(beam.PTransform):
                  columns: tuple[str, ...] | None = None, splits: int = 256,
                  fetch_size: int = 100, policy: retry.RetryPolicy | None = None,
                  partitions: tuple[tuple[Any, ...], ...] | None = None,
-                 metrics_namespace: str | None = None):
+                 metrics_namespace: str | None = None, cell_metadata: bool = False,
+                 where: str | None = None):
         super().__init__()
+        self._cell_metadata = cell_metadata
+        self._where = where
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -240,6 +302,7 @@ class ReadFromCassandra(beam.PTransform):
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadWorkItems" >> beam.ParDo(_ReadWorkItemFn(
                 self._connection, self._keyspace, self._table, self._columns, self._fetch_size,
-                self._policy, self._namespace)).with_outputs(self.FAILED_RANGES, main="rows")
+                self._policy, self._namespace, self._cell_metadata, self._where)).with_outputs(
+                    self.FAILED_RANGES, main="rows")
         )
 

@@ -39,8 +39,9 @@ from apache_beam.transforms.window import GlobalWindows
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms import dead_letters, progress, retry
+from transforms.cells import cell_groups, writetime_key
 from transforms.connection import CassandraConnection, shared_sessions
-from transforms.cql import insert_statement
+from transforms.cql import insert_statement, quote, select_statement
 
 __all__ = ["BatchMode", "WriteToCassandra"]
 
@@ -71,7 +72,8 @@ class _WriteRowsFn(beam.DoFn):
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
-                 metrics_namespace: str):
+                 metrics_namespace: str, preserve_writetime: bool = False,
+                 preserve_ttl: bool = False):
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -80,6 +82,9 @@ class _WriteRowsFn(beam.DoFn):
         self._max_in_flight = max_in_flight
         self._namespace = metrics_namespace
         self._label = f"{keyspace}.{table}"
+        self._preserve_writetime = preserve_writetime
+        self._preserve_ttl = preserve_ttl
+        self._keep_cell_metadata = preserve_writetime or preserve_ttl
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -89,7 +94,16 @@ class _WriteRowsFn(beam.DoFn):
         table = metadata.keyspaces[self._keyspace].tables[self._table]
         self._partition_key = [column.name for column in table.partition_key]
         self._clustering_key = [column.name for column in table.clustering_key]
+        self._key_columns = tuple(self._partition_key + self._clustering_key)
         self._token_map = metadata.token_map
+        self._list_columns = tuple(name for name, column in table.columns.items()
+                                   if column.cql_type.startswith("list<"))
+        self._list_writetimes = None
+        if self._preserve_writetime and self._list_columns:
+            self._list_writetimes = self._session.prepare(select_statement(
+                self._keyspace, self._table,
+                [f"maxwritetime({quote(name)})" for name in self._list_columns],
+                " AND ".join(f"{quote(name)} = ?" for name in self._key_columns), quoted=True))
         self._prepared: dict[tuple[str, ...], object] = {}
         counter = lambda name: Metrics.counter(self._namespace, name)  # noqa: E731
         self._rows_written = counter("rows_written")
@@ -121,26 +135,93 @@ class _WriteRowsFn(beam.DoFn):
 
     # ----------------------------------------------------------------- statements
 
-    def _bind(self, row: Mapping):
-        columns = tuple(row)
-        prepared = self._prepared.get(columns)
+    def _prepared_insert(self, columns: tuple[str, ...], timestamp: bool, ttl: bool):
+        key = (columns, timestamp, ttl)
+        prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._session.prepare(insert_statement(self._keyspace, self._table,
-                                                              columns))
-            self._prepared[columns] = prepared
-        return prepared.bind([UNSET_VALUE if value is None else value for value in row.values()])
+            prepared = self._session.prepare(insert_statement(
+                self._keyspace, self._table, columns, timestamp=timestamp, ttl=ttl))
+            self._prepared[key] = prepared
+        return prepared
+
+    def _row_statements(self, row: Mapping) -> list:
+        """The bound INSERTs that write one row (more than one when its cells differ in
+        writetime or TTL)."""
+        if not self._keep_cell_metadata:
+            columns = tuple(row)
+            if any(row.get(name) is None for name in self._clustering_key):
+                # A partition with static cells only: no clustering key, so no row to insert.
+                row = {name: value for name, value in row.items() if value is not None}
+                columns = tuple(row)
+            return [self._prepared_insert(columns, False, False).bind(
+                [UNSET_VALUE if value is None else value for value in row.values()])]
+        statements = []
+        for cells, writetime, ttl in cell_groups(row, self._key_columns,
+                                                 keep_writetime=self._preserve_writetime,
+                                                 keep_ttl=self._preserve_ttl):
+            prepared = self._prepared_insert(tuple(cells), writetime is not None,
+                                             ttl is not None)
+            values = list(cells.values())
+            values += [value for value in (writetime, ttl) if value is not None]
+            statements.append(prepared.bind(values))
+        return statements
+
+    def _without_copied_lists(self, rows: list[Mapping]) -> list[Mapping]:
+        """Rows minus the non-frozen list cells that the target already holds at the same
+        writetime or a newer one.
+
+        Cassandra gives each list element a new cell id at every write, so writing a list again
+        at its original writetime would append its elements a second time (the tombstone that
+        an INSERT puts before a collection is one microsecond older than the write). Sets, maps
+        and everything else are overwritten in place and need no such check."""
+        candidates = [(index, row) for index, row in enumerate(rows)
+                      if any(row.get(name) for name in self._list_columns)
+                      and all(row.get(name) is not None for name in self._key_columns)]
+        if not candidates:
+            return rows
+        futures = [(index, self._session.execute_async(self._list_writetimes.bind(
+            [row[name] for name in self._key_columns]))) for index, row in candidates]
+        rows = list(rows)
+        for index, future in futures:
+            try:
+                existing = future.result().one()
+            except Exception as error:  # noqa: BLE001 - the write itself will show the problem
+                _LOG.warning("could not read the list writetimes of a row of %s: %s",
+                             self._label, error)
+                continue
+            if not existing:
+                continue
+            row = dict(rows[index])
+            for name, target_writetime in zip(self._list_columns, existing.values(),
+                                              strict=True):
+                source_writetime = row.get(writetime_key(name))
+                if isinstance(source_writetime, list):
+                    source_writetime = max((w for w in source_writetime if w is not None),
+                                           default=None)
+                if (target_writetime is not None and source_writetime is not None
+                        and target_writetime >= source_writetime):
+                    row[name] = None
+            rows[index] = row
+        return rows
 
     def _requests(self, rows: Iterable[Mapping]):
         """(statement, rows) pairs for one bundle, grouped as the batch mode says."""
-        bound = [(self._bind(row), row) for row in rows]
-        if self._batch_mode is BatchMode.NONE:
-            return [(statement, [row]) for statement, row in bound]
-        if self._batch_mode is BatchMode.BUNDLE:
-            groups = {None: bound}
-        else:
-            groups: dict = {}
-            for statement, row in bound:
-                groups.setdefault(self._group_key(statement), []).append((statement, row))
+        if self._list_writetimes is not None:
+            rows = self._without_copied_lists(list(rows))
+        groups: dict = {}
+        for row in rows:
+            try:  # a value the column cannot take, or a null key, fails here: that row only
+                statements = self._row_statements(row)
+                if self._batch_mode is BatchMode.NONE:
+                    key = len(groups)
+                elif self._batch_mode is BatchMode.BUNDLE:
+                    key = None
+                else:
+                    key = self._group_key(statements[0])
+            except Exception as error:  # noqa: BLE001 - the row becomes a dead letter
+                self._failed(row, retry.Outcome(error=error))
+                continue
+            groups.setdefault(key, []).append((statements, row))
         return [self._statement_for(members) for members in groups.values()]
 
     def _group_key(self, statement):
@@ -151,13 +232,15 @@ class _WriteRowsFn(beam.DoFn):
 
     @staticmethod
     def _statement_for(members):
-        if len(members) == 1:
-            statement, row = members[0]
-            return statement, [row]
+        """One request for some rows: a lone statement, or an UNLOGGED batch of them all."""
+        statements = [statement for row_statements, _ in members for statement in row_statements]
+        rows = [row for _, row in members]
+        if len(statements) == 1:
+            return statements[0], rows
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for statement, _ in members:
+        for statement in statements:
             batch.add(statement)
-        return batch, [row for _, row in members]
+        return batch, rows
 
     # ----------------------------------------------------------------- requests
 
@@ -200,7 +283,11 @@ class _WriteRowsFn(beam.DoFn):
     def _write_one_by_one(self, rows):
         requests = []
         for row in rows:
-            statement = self._bind(row)
+            try:
+                statement, _ = self._statement_for([(self._row_statements(row), row)])
+            except Exception as error:  # noqa: BLE001 - the row becomes a dead letter
+                self._failed(row, retry.Outcome(error=error))
+                continue
             statement.consistency_level = self._policy.consistency
             requests.append(_Request(statement, [row], self._session.execute_async(statement)))
         for request in requests:
@@ -228,8 +315,11 @@ class _WriteRowsFn(beam.DoFn):
         _LOG.error("row not written to %s (partition %s, clustering %s) after %d attempts: %s: %s",
                    self._label, key["partition_key"], key["clustering"], outcome.attempts,
                    type(outcome.error).__name__, outcome.error, exc_info=outcome.error)
+        groups = (cell_groups(row, self._key_columns, keep_writetime=self._preserve_writetime,
+                              keep_ttl=self._preserve_ttl)
+                  if self._keep_cell_metadata else None)
         self._outputs.append((self.FAILED_ROWS, dead_letters.failed_row_record(
-            self._keyspace, self._table, key, row, outcome)))
+            self._keyspace, self._table, key, row, outcome, groups)))
 
     def _key_of(self, row: Mapping) -> dict:
         return {
@@ -267,6 +357,8 @@ class WriteToCassandra(beam.PTransform):
       max_in_flight: requests running at once per DoFn instance.
       metrics_namespace: namespace of the rows_written / rows_failed / write_retries /
         consistency_downgrades / batch_fallbacks counters.
+      preserve_writetime, preserve_ttl: write each cell with the writetime and remaining TTL
+        read with it (``ReadFromCassandra(cell_metadata=True)``; see ``transforms.cells``).
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
     be written) and ``result.downgraded_rows`` (the keys of rows written at the fallback level).
@@ -278,8 +370,10 @@ class WriteToCassandra(beam.PTransform):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
                  batch_size: int = 50, batch_mode: BatchMode = BatchMode.PARTITION,
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
-                 metrics_namespace: str | None = None):
+                 metrics_namespace: str | None = None, preserve_writetime: bool = False,
+                 preserve_ttl: bool = False):
         super().__init__()
+        self._preserve = (preserve_writetime, preserve_ttl)
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -297,6 +391,6 @@ class WriteToCassandra(beam.PTransform):
                                              record_metrics=False)
             | "WriteBundles" >> beam.ParDo(_WriteRowsFn(
                 self._connection, self._keyspace, self._table, self._policy, self._batch_mode,
-                self._max_in_flight, self._namespace)).with_outputs(
+                self._max_in_flight, self._namespace, *self._preserve)).with_outputs(
                     self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
         )

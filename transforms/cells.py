@@ -1,0 +1,85 @@
+"""Cells and their metadata: how a row read with writetimes and TTLs becomes INSERTs that keep them.
+
+A row read by ``ReadFromCassandra(cell_metadata=True)`` carries, next to each regular column
+``c``, the keys ``writetime(c)`` and ``ttl(c)``. To keep them on the target, the row's non-null
+cells are grouped by (writetime, TTL) and each group is written by one INSERT ... USING TIMESTAMP
+? AND TTL ?: a rerun writes the same cells with the same timestamps (idempotent), and a newer
+write made on the target meanwhile keeps winning, because its timestamp is higher.
+
+Non-frozen collections and user types are written whole. Cassandra 5.0 reports a writetime and
+a TTL per element: the collection takes its newest element's writetime, and the longest
+remaining TTL of its elements, or none if any element has none, so no element expires earlier
+on the target than on the source. Older servers cannot report them; there the collection joins
+the row's newest group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+WRITETIME_PREFIX = "writetime("
+TTL_PREFIX = "ttl("
+
+
+def writetime_key(column: str) -> str:
+    return f"writetime({column})"
+
+
+def ttl_key(column: str) -> str:
+    return f"ttl({column})"
+
+
+def is_metadata_key(key: str) -> bool:
+    return key.startswith(WRITETIME_PREFIX) or key.startswith(TTL_PREFIX)
+
+
+def is_multi_cell(cql_type: str, user_types: set[str]) -> bool:
+    """Non-frozen collections and non-frozen user types hold one cell per element."""
+    if cql_type.startswith("frozen<"):
+        return False
+    return cql_type.startswith(("list<", "set<", "map<")) or cql_type in user_types
+
+
+def _newest(writetime):
+    if isinstance(writetime, list):
+        present = [value for value in writetime if value is not None]
+        return max(present) if present else None
+    return writetime
+
+
+def _longest(ttl):
+    if isinstance(ttl, list):
+        return None if not ttl or any(value is None for value in ttl) else max(ttl)
+    return ttl
+
+
+def data_of(row: Mapping) -> dict:
+    """The row's column values, without writetime and TTL keys."""
+    return {name: value for name, value in row.items() if not is_metadata_key(name)}
+
+
+def cell_groups(row: Mapping, key_columns: tuple[str, ...], *, keep_writetime: bool,
+                keep_ttl: bool) -> list[tuple[dict, int | None, int | None]]:
+    """(columns to write, writetime or None, TTL or None) for each group of the row's cells.
+
+    Key columns are in every group; a key column that is None (the clustering key of a
+    partition that holds only static cells) is left out. A row of key columns only is one group
+    without timestamp. Null cells are never written (no tombstones)."""
+    keys = {name: row[name] for name in key_columns if row.get(name) is not None}
+    groups: dict[tuple, dict] = {}
+    unknown: dict = {}
+    for name, value in row.items():
+        if value is None or name in keys or is_metadata_key(name) or name in key_columns:
+            continue
+        writetime = _newest(row.get(writetime_key(name))) if keep_writetime else None
+        ttl = _longest(row.get(ttl_key(name))) if keep_ttl else None
+        if keep_writetime and writetime is None and writetime_key(name) not in row:
+            unknown[name] = value  # no writetime was read for it: joins the newest group
+            continue
+        groups.setdefault((writetime, ttl), {})[name] = value
+    if unknown:
+        newest = max(groups, key=lambda group: group[0] or 0, default=(None, None))
+        groups.setdefault(newest, {}).update(unknown)
+    if not groups:
+        return [(keys, None, None)]
+    return [({**keys, **cells}, writetime, ttl) for (writetime, ttl), cells in groups.items()]

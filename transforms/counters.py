@@ -1,0 +1,441 @@
+"""WriteCountersToCassandra: copy the rows of a counter table so that a rerun does not double them.
+
+Counter columns cannot be INSERTed, only incremented, and an increment is not idempotent: sending
+``"c" = "c" + 5`` twice adds 10. So a counter row is copied by *reconciling* it: read the
+target's current values for the row's primary key, compute ``delta = source - target`` per
+counter column (a missing or null target counts as 0), and, if any delta is non-zero, send one
+``UPDATE ks.t SET "c1" = "c1" + ?, ... WHERE <primary key>`` with only those deltas. A target that
+already holds the source's values gets no write at all (``rows_unchanged``).
+
+Shape, as in ``transforms.write``: rows -> ``BatchElements`` (bundles of at most ``batch_size``
+rows, fused, no shuffle) -> a DoFn that keeps up to ``max_in_flight`` requests running
+asynchronously, reads and updates alike: each row's target read is prepared and sent as soon as
+there is room, and its UPDATE is sent when the read comes back.
+
+Idempotence, and its limit. What the transform does to a row is "make the target equal to the
+source", and doing that twice is the same as doing it once: a rerun of the whole copy, a bundle
+retried by the runner, or a retried request all read the target again and find a zero delta.
+That holds as long as the target changes only through this copy, and the argument is exactly as
+good as its two assumptions:
+
+  * Nobody else writes these counters while the copy runs. A concurrent writer incrementing the
+    same target counters breaks ``delta = source - target``: an increment made between our read
+    and our update is not in the delta, and a later rerun takes it away again (see below). The
+    tool is for *copying* a table, not for *merging* two live ones.
+  * The read sees every increment this copy made before. On one replica it always does. With a
+    replication factor above one, an increment that timed out may have reached fewer replicas
+    than the next read consults (more so after a downgrade to the fallback level), and a runner
+    that runs the same bundle twice at once (speculative execution) can read the same old value
+    twice. Either can leave a counter off; a later rerun, once hints and repair have done their
+    work, reads the true value and corrects it, because every delta is taken from the current
+    target. A second run that reports every row as unchanged is the proof that a copy is done.
+
+Retries (``transforms.retry.call_with_retries``: recoverable errors, backoff, downgrade from the
+policy's consistency to the fallback): a counter UPDATE that failed with a timeout may or may
+not have been applied, so it is never resent as it was. Every retry reads the target again and
+recomputes the delta before it sends anything, and sends nothing when the delta is now zero (the
+first UPDATE was applied after all). A failed read is retried the same way. A row that still
+fails goes to the ``FAILED_ROWS`` output (``transforms.dead_letters.failed_row_record``; its
+``cql`` is replaced by ``None``: an INSERT is not valid on a counter table and a fixed increment
+is not safe to replay; rerun the copy of the partition instead) and to the log. A row whose
+UPDATE went through at the fallback level goes to ``DOWNGRADED_ROWS``.
+
+Consistency: the target read and the UPDATE of an attempt use the same level, the policy's
+``consistency`` (QUORUM by default), or its fallback after a downgrade: a read at the write level
+sees what earlier writes at that level left, and a downgraded retry could not read at the higher
+level anyway (an Unavailable at QUORUM fails a QUORUM read too).
+
+No batches: one UPDATE per row (Cassandra takes counter updates in COUNTER batches, and 5.0 also
+in UNLOGGED ones, never in LOGGED ones). A batch would not help much and would hurt: each row
+needs its own read first; a counter write is already a read-before-write on the leader replica;
+and a batch that times out leaves every row in it uncertain, to be re-read row by row anyway. So
+``batch_size`` only sizes the bundles handed to the DoFn, and ``batch_fallbacks`` stays zero.
+
+Semantics worth knowing:
+  * A target value above the source's (someone incremented it on the target) gets a negative
+    delta: the target ends equal to the source, the other increments are undone.
+  * A null source counter means "no value": it is not written, and a target value in that column
+    is left as it is (as ``WriteToCassandra`` leaves target values where the source has nulls;
+    a counter could only be nulled by a DELETE, after which it can never be incremented again).
+  * A source value of 0 on a null target is written as ``+ 0``, which creates the cell with 0.
+  * A counter that was DELETEd on the target ignores every later increment (Cassandra's rule):
+    such a row is "written" on every run and never becomes unchanged; only dropping the
+    tombstone (or the table) on the target helps.
+  * Static counters belong to the partition: they are reconciled once per partition, by the
+    first row of each run of rows of that partition (``ReadFromCassandra`` emits a partition's
+    rows together), with at most one static read-and-update of a partition in flight.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from transforms import dead_letters, progress, retry
+from transforms.connection import CassandraConnection, shared_sessions
+from transforms.cql import quote, select_statement, table_name
+
+__all__ = ["WriteCountersToCassandra"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def update_statement(keyspace: str, table: str, counters: tuple[str, ...],
+                     key_columns: tuple[str, ...]) -> str:
+    """``UPDATE ... SET "c" = "c" + ?, ... WHERE "k" = ? AND ...``: deltas first, then the key."""
+    increments = ", ".join(f"{quote(name)} = {quote(name)} + ?" for name in counters)
+    return (f"UPDATE {table_name(keyspace, table)} SET {increments} WHERE "
+            + " AND ".join(f"{quote(name)} = ?" for name in key_columns))
+
+
+def counter_deltas(source: Mapping, target: Mapping | None, counters: tuple[str, ...]) -> dict:
+    """``source - target`` for each counter whose source value is set and differs on the target.
+
+    A missing or null target counts as 0, but a set source value on a null target is always
+    included (``+ 0`` creates a 0 cell); a null source value is never written."""
+    deltas = {}
+    for name in counters:
+        wanted = source.get(name)
+        if wanted is None:
+            continue
+        current = target.get(name) if target else None
+        if current is None or current != wanted:
+            deltas[name] = wanted - (current or 0)
+    return deltas
+
+
+class _RowState:
+    """A row on its way: how many of its units are still running and what they did."""
+
+    __slots__ = ("row", "pending", "applied", "downgraded_to", "failure")
+
+    def __init__(self, row: Mapping):
+        self.row = row
+        self.pending = 0
+        self.applied = False
+        self.downgraded_to: int | None = None
+        self.failure: retry.Outcome | None = None
+
+
+class _Unit:
+    """One read-compare-increment: a row's regular counters, or its partition's static ones."""
+
+    __slots__ = ("state", "kind", "counters", "key_values", "read", "guard", "future",
+                 "updating")
+
+    def __init__(self, state: _RowState, kind: str, counters: tuple[str, ...],
+                 key_values: list, read):
+        self.state = state
+        self.kind = kind
+        self.counters = counters
+        self.key_values = key_values
+        self.read = read
+        # The serialized key: a second unit for the same counters waits until this one is done,
+        # or both would read the same old value and both add the difference.
+        self.guard = (kind, tuple(read.values))
+        self.future = None
+        self.updating = False
+
+
+class _Failed:
+    """The future of a request that could not even be sent."""
+
+    def __init__(self, error: BaseException):
+        self._error = error
+
+    def result(self):
+        raise self._error
+
+
+class _WriteCountersFn(beam.DoFn):
+    FAILED_ROWS = "failed_rows"
+    DOWNGRADED_ROWS = "downgraded_rows"
+
+    def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
+                 policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str):
+        self._connection = connection
+        self._keyspace = keyspace
+        self._table = table
+        self._policy = policy
+        self._max_in_flight = max_in_flight
+        self._namespace = metrics_namespace
+        self._label = f"{keyspace}.{table}"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def setup(self):
+        self._session = shared_sessions.acquire(self._connection)
+        table = self._session.cluster.metadata.keyspaces[self._keyspace].tables[self._table]
+        self._partition_key = tuple(column.name for column in table.partition_key)
+        self._clustering_key = tuple(column.name for column in table.clustering_key)
+        counters = [column for column in table.columns.values() if column.cql_type == "counter"]
+        if not counters:
+            raise ValueError(f"{self._label} has no counter columns: copy it with "
+                             "WriteToCassandra")
+        self._regular = tuple(column.name for column in counters if not column.is_static)
+        self._static = tuple(column.name for column in counters if column.is_static)
+        # kind -> (key columns of its WHERE clause, its counters, its prepared read)
+        self._kinds = {}
+        row_key = self._partition_key + self._clustering_key
+        if self._regular:
+            self._kinds["row"] = (row_key, self._regular, self._session.prepare(select_statement(
+                self._keyspace, self._table, self._regular, self._where(row_key))))
+        if self._static:
+            self._kinds["static"] = (self._partition_key, self._static, self._session.prepare(
+                select_statement(self._keyspace, self._table, self._static,
+                                 self._where(self._partition_key)) + " LIMIT 1"))
+        self._updates: dict[tuple, object] = {}
+        self._last_partition = None
+        counter = lambda name: Metrics.counter(self._namespace, name)  # noqa: E731
+        self._rows_written = counter("rows_written")
+        self._rows_unchanged = counter("rows_unchanged")
+        self._rows_failed = counter("rows_failed")
+        self._write_retries = counter("write_retries")
+        self._downgrades = counter("consistency_downgrades")
+        self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
+        self._progress = progress.tracker()
+
+    def teardown(self):
+        shared_sessions.release(self._connection)
+
+    def start_bundle(self):
+        self._in_flight: collections.deque[_Unit] = collections.deque()
+        self._guards_in_flight: set[tuple] = set()
+        self._outputs: list[tuple[str, dict]] = []
+
+    def process(self, rows: list[Mapping]):
+        for row in rows:
+            self._start(row)
+        yield from self._drain_outputs()
+
+    def finish_bundle(self):
+        while self._in_flight:
+            self._advance(self._in_flight.popleft())
+        self._activity.update(int(time.time() * 1000))
+        for tag, record in self._take_outputs():
+            yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
+
+    # ----------------------------------------------------------------- statements
+
+    @staticmethod
+    def _where(columns) -> str:
+        return " AND ".join(f"{quote(name)} = ?" for name in columns)
+
+    def _units_of(self, state: _RowState) -> list[_Unit]:
+        """The reads to start for a row; ValueError if a key column it needs is null."""
+        row, units = state.row, []
+        for kind, (key_columns, counters, read) in self._kinds.items():
+            if all(row.get(name) is None for name in counters):
+                continue  # nothing to copy (a static-only row has no regular values, say)
+            key_values = [row.get(name) for name in key_columns]
+            missing = [name for name in key_columns if row.get(name) is None]
+            if missing:
+                raise ValueError(f"primary key column(s) {', '.join(missing)} of "
+                                 f"{self._label} are null")
+            unit = _Unit(state, kind, counters, key_values, read.bind(key_values))
+            if kind == "static":
+                if unit.guard == self._last_partition:
+                    continue  # an earlier row of this partition reconciles its statics
+                self._last_partition = unit.guard
+            units.append(unit)
+        return units
+
+    def _bind_update(self, unit: _Unit, deltas: Mapping):
+        columns = tuple(deltas)
+        key_columns = self._kinds[unit.kind][0]
+        prepared = self._updates.get((unit.kind, columns))
+        if prepared is None:
+            prepared = self._session.prepare(update_statement(self._keyspace, self._table,
+                                                              columns, key_columns))
+            self._updates[(unit.kind, columns)] = prepared
+        return prepared.bind([*deltas.values(), *unit.key_values])
+
+    # ----------------------------------------------------------------- requests
+
+    def _start(self, row: Mapping):
+        state = _RowState(row)
+        try:
+            units = self._units_of(state)
+        except Exception as error:  # noqa: BLE001 - a row that cannot be bound is a dead letter
+            state.failure = retry.Outcome(error=error, consistency=self._policy.consistency)
+            self._row_done(state)
+            return
+        if not units:
+            self._row_done(state)
+            return
+        state.pending = len(units)
+        for unit in units:
+            while unit.guard in self._guards_in_flight:
+                self._advance(self._in_flight.popleft())
+            self._guards_in_flight.add(unit.guard)
+            self._submit(unit, unit.read)
+
+    def _submit(self, unit: _Unit, statement):
+        # Completing the oldest request may submit its UPDATE: that runs in the slot it freed.
+        while len(self._in_flight) >= self._max_in_flight:
+            self._advance(self._in_flight.popleft())
+        statement.consistency_level = self._policy.consistency
+        try:
+            unit.future = self._session.execute_async(statement)
+        except Exception as error:  # noqa: BLE001 - raised before sending: fails in _advance
+            unit.future = _Failed(error)
+        self._in_flight.append(unit)
+
+    def _advance(self, unit: _Unit):
+        """Take the next step of a unit whose request is the oldest: UPDATE after read, or done."""
+        try:
+            result = unit.future.result()
+        except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
+            self._retry(unit, error)
+            return
+        first_try = retry.Outcome(attempts=1, consistency=self._policy.consistency)
+        if unit.updating:
+            self._unit_done(unit, first_try, applied=True)
+            return
+        deltas = counter_deltas(unit.state.row, result.one(), unit.counters)
+        if not deltas:
+            self._unit_done(unit, first_try, applied=False)
+            return
+        try:
+            update = self._bind_update(unit, deltas)
+        except Exception as error:  # noqa: BLE001 - a delta out of range, say: nothing was sent
+            self._retry(unit, error)
+            return
+        unit.updating = True
+        self._submit(unit, update)
+
+    def _retry(self, unit: _Unit, error: BaseException):
+        """Retry a failed read or UPDATE synchronously, re-reading before every increment."""
+        sent = [unit.updating]  # an UPDATE that failed may still have been applied
+
+        def reconcile(consistency):
+            unit.read.consistency_level = consistency
+            deltas = counter_deltas(unit.state.row, self._session.execute(unit.read).one(),
+                                    unit.counters)
+            if deltas:
+                update = self._bind_update(unit, deltas)
+                update.consistency_level = consistency
+                sent[0] = True
+                self._session.execute(update)
+
+        outcome = retry.call_with_retries(reconcile, self._policy, first_error=error,
+                                          describe=lambda: self._describe(unit))
+        self._write_retries.inc(outcome.retries)
+        self._unit_done(unit, outcome, applied=sent[0])
+
+    def _unit_done(self, unit: _Unit, outcome: retry.Outcome, applied: bool):
+        self._guards_in_flight.discard(unit.guard)
+        state = unit.state
+        state.pending -= 1
+        if not outcome.ok:
+            state.failure = state.failure or outcome
+        elif applied:
+            state.applied = True
+            if outcome.downgraded:
+                state.downgraded_to = outcome.consistency
+        if state.pending == 0:
+            self._row_done(state)
+
+    # ----------------------------------------------------------------- results
+
+    def _row_done(self, state: _RowState):
+        if state.failure is not None:
+            self._failed(state.row, state.failure)
+            return
+        self._progress.add(self._namespace, 1)
+        if not state.applied:
+            self._rows_unchanged.inc()
+            return
+        self._rows_written.inc()
+        if state.downgraded_to is not None:
+            self._downgrades.inc()
+            self._outputs.append((self.DOWNGRADED_ROWS, {
+                "table": self._label, **self._key_of(state.row),
+                "consistency": retry.consistency_name(state.downgraded_to)}))
+
+    def _failed(self, row: Mapping, outcome: retry.Outcome):
+        self._rows_failed.inc()
+        key = self._key_of(row)
+        _LOG.error("counter row not written to %s (partition %s, clustering %s) after %d "
+                   "attempts: %s: %s", self._label, key["partition_key"], key["clustering"],
+                   outcome.attempts, type(outcome.error).__name__, outcome.error,
+                   exc_info=outcome.error)
+        record = dead_letters.failed_row_record(self._keyspace, self._table, key, row, outcome)
+        # No statement replays a counter row safely: rerun the copy of its partition.
+        record["cql"] = None
+        self._outputs.append((self.FAILED_ROWS, record))
+
+    def _key_of(self, row: Mapping) -> dict:
+        return {
+            "partition_key": {name: dead_letters.to_json(row.get(name))
+                              for name in self._partition_key},
+            "clustering": {name: dead_letters.to_json(row.get(name))
+                           for name in self._clustering_key},
+        }
+
+    def _describe(self, unit: _Unit) -> str:
+        key = self._key_of(unit.state.row)
+        what = "static counters" if unit.kind == "static" else "counters"
+        return (f"reconciling {what} of {self._label} (partition {key['partition_key']}, "
+                f"clustering {key['clustering']})")
+
+    def _take_outputs(self):
+        outputs, self._outputs = self._outputs, []
+        return outputs
+
+    def _drain_outputs(self):
+        for tag, record in self._take_outputs():
+            yield beam.pvalue.TaggedOutput(tag, record)
+
+
+class WriteCountersToCassandra(beam.PTransform):
+    """Copy dicts (column name -> value) of a counter table, by increments of source - target.
+
+    Args:
+      connection: the target cluster.
+      keyspace, table: where to write (names as stored, not quoted). Each row holds the primary
+        key columns and counter columns; a None counter means "no value" and is not written.
+      batch_size: at most this many rows per bundle. Counter rows are never batched: one UPDATE
+        per row (see the module docstring).
+      policy: retries, and the consistency of the target reads and UPDATEs and its fallback.
+      max_in_flight: reads and UPDATEs running at once per DoFn instance.
+      metrics_namespace: namespace of the rows_written / rows_unchanged / rows_failed /
+        write_retries / consistency_downgrades counters (batch_fallbacks stays zero).
+
+    Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
+    be reconciled) and ``result.downgraded_rows`` (the keys of rows updated at the fallback
+    level). Reruns are safe as long as nobody else writes the target's counters meanwhile.
+    """
+
+    FAILED_ROWS = _WriteCountersFn.FAILED_ROWS
+    DOWNGRADED_ROWS = _WriteCountersFn.DOWNGRADED_ROWS
+
+    def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
+                 batch_size: int = 50, policy: retry.RetryPolicy | None = None,
+                 max_in_flight: int = 64, metrics_namespace: str | None = None):
+        super().__init__()
+        self._connection = connection
+        self._keyspace = keyspace
+        self._table = table
+        self._batch_size = batch_size
+        self._policy = policy or retry.RetryPolicy()
+        self._max_in_flight = max_in_flight
+        self._namespace = metrics_namespace or f"{keyspace}.{table}"
+
+    def expand(self, rows):
+        return (
+            rows
+            | "Bundle" >> beam.BatchElements(min_batch_size=self._batch_size,
+                                             max_batch_size=self._batch_size,
+                                             record_metrics=False)
+            | "ReconcileCounters" >> beam.ParDo(_WriteCountersFn(
+                self._connection, self._keyspace, self._table, self._policy,
+                self._max_in_flight, self._namespace)).with_outputs(
+                    self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
+        )

@@ -1,0 +1,86 @@
+"""Driver values that can travel through a Beam pipeline, and be written back as CQL literals.
+
+The driver returns a user-defined type as an instance of a namedtuple class it makes at run time;
+such a class cannot be pickled, and Beam pickles elements (to estimate their size, or to move
+them between workers). ``register_user_types`` makes the driver build ``UdtValue`` instances
+instead: tuples (so the driver can serialize them again, field by field, by position) that also
+answer by field name and pickle by value.
+"""
+
+from __future__ import annotations
+
+from cassandra.encoder import Encoder
+from cassandra.util import Duration
+
+_CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+
+class UdtValue(tuple):
+    """A value of a user-defined type: its fields in declaration order."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+    _type_name = ""
+
+    def __new__(cls, *values, **by_name):
+        if by_name:
+            values = tuple(by_name.get(field) for field in cls._fields)
+        return tuple.__new__(cls, values)
+
+    def __getattr__(self, name):
+        try:
+            return self[self._fields.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+    def __reduce__(self):
+        return _rebuild, (self._type_name, self._fields, tuple(self))
+
+    def __repr__(self):
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self,
+                                                                         strict=False))
+        return f"{self._type_name}({fields})"
+
+
+def udt_class(type_name: str, fields: tuple[str, ...]) -> type:
+    key = (type_name, tuple(fields))
+    cls = _CLASSES.get(key)
+    if cls is None:
+        cls = type(type_name, (UdtValue,), {"__slots__": (), "_fields": tuple(fields),
+                                            "_type_name": type_name})
+        _CLASSES[key] = cls
+    return cls
+
+
+def _rebuild(type_name: str, fields: tuple[str, ...], values: tuple) -> UdtValue:
+    return udt_class(type_name, fields)(*values)
+
+
+def register_user_types(cluster, keyspace: str) -> None:
+    """Have the driver return UdtValue for every user type of ``keyspace``."""
+    for name, user_type in cluster.metadata.keyspaces[keyspace].user_types.items():
+        cluster.register_user_type(keyspace, name, udt_class(name, tuple(user_type.field_names)))
+
+
+class LiteralEncoder(Encoder):
+    """The driver's CQL literal encoder, plus user types ({field: value}) and durations."""
+
+    def cql_encode_all_types(self, val, as_text_type=False):
+        if isinstance(val, UdtValue) or (isinstance(val, tuple) and hasattr(val, "_fields")):
+            fields = ", ".join(f"{name}: {self.cql_encode_all_types(item)}"
+                               for name, item in zip(val._fields, val, strict=False)
+                               if item is not None)
+            return "{" + fields + "}"
+        if isinstance(val, Duration):
+            return f"{val.months}mo{val.days}d{val.nanoseconds}ns"
+        if isinstance(val, (list, set, frozenset)) or hasattr(val, "items"):
+            return self._encode_collection(val)
+        return super().cql_encode_all_types(val, as_text_type)
+
+    def _encode_collection(self, val):
+        if hasattr(val, "items"):
+            return "{" + ", ".join(f"{self.cql_encode_all_types(key)}: "
+                                   f"{self.cql_encode_all_types(item)}"
+                                   for key, item in val.items()) + "}"
+        items = ", ".join(self.cql_encode_all_types(item) for item in val)
+        return f"[{items}]" if isinstance(val, list) else "{" + items + "}"
