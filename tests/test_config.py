@@ -157,3 +157,19 @@ def test_schema_problems_exit_2_before_anything_is_written(tmp_path, keyspace, c
     assert not (tmp_path / "summary.json").exists()
     for table in ("events", "other_key", "other_type", "fewer"):
         assert rows_of(target_session, keyspace, table, ("account_id",)) == []
+
+
+def test_example_file_and_readme_document_every_key():
+    from pathlib import Path
+
+    from pipelines import config
+
+    root = Path(__file__).resolve().parents[1]
+    example = (root / "configs" / "migrator_settings.yaml").read_text()
+    readme = (root / "README.md").read_text()
+    settings = load_settings(str(root / "configs" / "migrator_settings.yaml"))
+    assert settings.tables[0].source == "events"
+    keys = [*config._GLOBAL_KEYS, *config._CLUSTER_KEYS, *config._SSL_KEYS, *config._TABLE_KEYS]
+    for key in keys:
+        assert key in example, f"{key} missing from configs/migrator_settings.yaml"
+        assert f"`{key}`" in readme or f".{key}`" in readme, f"{key} missing from README"
