@@ -74,6 +74,7 @@ class Settings:
     retry_max_backoff_seconds: float = 30.0
     batch_mode: BatchMode = BatchMode.PARTITION
     max_requests_in_flight: int = 64
+    max_rows_per_second: float | None = None
     preserve_writetime: bool = True
     preserve_ttl: bool = True
     create_target_tables: bool = False
@@ -196,6 +197,7 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),
     "BATCH_MODE": ("PARTITION", lambda v: BatchMode(_choice([m.value for m in BatchMode])(v))),
     "MAX_REQUESTS_IN_FLIGHT": (64, _integer(1, 4096)),
+    "MAX_ROWS_PER_SECOND": (None, _optional(_number(1, 10_000_000))),
     "PRESERVE_WRITETIME": (True, _boolean),
     "PRESERVE_TTL": (True, _boolean),
     "CREATE_TARGET_TABLES": (False, _boolean),

@@ -81,9 +81,29 @@ def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
             for kind, label in labels.items()}
 
 
+def rate_per_process(settings: Settings, options: PipelineOptions) -> float | None:
+    """MAX_ROWS_PER_SECOND for one worker process: every writer of a process shares one limit,
+    so the run's limit is divided among the processes that write."""
+    if not settings.max_rows_per_second:
+        return None
+    direct = options.view_as(DirectOptions)
+    processes = 1
+    if direct.direct_running_mode == "multi_processing":
+        processes = direct.direct_num_workers or 1
+    else:
+        all_options = options.get_all_options()
+        for name in ("num_workers", "max_num_workers", "parallelism"):
+            value = all_options.get(name)
+            if isinstance(value, int) and value > 0:
+                processes = value
+                break
+    return settings.max_rows_per_second / processes
+
+
 def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
                    dead_letter_dir: str) -> None:
     """Add one read -> write branch per table, with its dead-letter files."""
+    rate = rate_per_process(settings, pipeline.options)
     read_policy = RetryPolicy(retries=settings.retry_attempts,
                               consistency=settings.read_consistency,
                               fallback_consistency=settings.fallback_consistency,
@@ -115,14 +135,15 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             writer = WriteCountersToCassandra(
                 settings.target.connection, settings.target.keyspace, mapping.target,
                 batch_size=settings.batch_insert_size, policy=write_policy,
-                max_in_flight=settings.max_requests_in_flight, metrics_namespace=namespace)
+                max_in_flight=settings.max_requests_in_flight, metrics_namespace=namespace,
+                max_rows_per_second=rate)
         else:
             writer = WriteToCassandra(
                 settings.target.connection, settings.target.keyspace, mapping.target,
                 batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
                 policy=write_policy, max_in_flight=settings.max_requests_in_flight,
                 metrics_namespace=namespace, preserve_writetime=settings.preserve_writetime,
-                preserve_ttl=settings.preserve_ttl)
+                preserve_ttl=settings.preserve_ttl, max_rows_per_second=rate)
         written = rows | f"Write {step}" >> writer
         outputs = {"failed_rows": written.failed_rows,
                    "downgraded_rows": written.downgraded_rows,

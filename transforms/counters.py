@@ -80,6 +80,7 @@ from apache_beam.transforms.window import GlobalWindows
 from transforms import dead_letters, progress, retry
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote, select_statement, table_name
+from transforms.rate_limit import shared_limiter
 
 __all__ = ["WriteCountersToCassandra"]
 
@@ -158,7 +159,9 @@ class _WriteCountersFn(beam.DoFn):
     DOWNGRADED_ROWS = "downgraded_rows"
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
-                 policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str):
+                 policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str,
+                 max_rows_per_second: float | None = None):
+        self._max_rows_per_second = max_rows_per_second
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -200,6 +203,8 @@ class _WriteCountersFn(beam.DoFn):
         self._downgrades = counter("consistency_downgrades")
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
         self._progress = progress.tracker()
+        self._limiter = (shared_limiter(self._max_rows_per_second)
+                         if self._max_rows_per_second else None)
 
     def teardown(self):
         shared_sessions.release(self._connection)
@@ -210,6 +215,8 @@ class _WriteCountersFn(beam.DoFn):
         self._outputs: list[tuple[str, dict]] = []
 
     def process(self, rows: list[Mapping]):
+        if self._limiter is not None:
+            self._limiter.acquire(len(rows))
         for row in rows:
             self._start(row)
         yield from self._drain_outputs()
@@ -407,6 +414,7 @@ class WriteCountersToCassandra(beam.PTransform):
       max_in_flight: reads and UPDATEs running at once per DoFn instance.
       metrics_namespace: namespace of the rows_written / rows_unchanged / rows_failed /
         write_retries / consistency_downgrades counters (batch_fallbacks stays zero).
+      max_rows_per_second: a limit shared by every writer of the worker process (None: none).
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
     be reconciled) and ``result.downgraded_rows`` (the keys of rows updated at the fallback
@@ -418,8 +426,10 @@ class WriteCountersToCassandra(beam.PTransform):
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
                  batch_size: int = 50, policy: retry.RetryPolicy | None = None,
-                 max_in_flight: int = 64, metrics_namespace: str | None = None):
+                 max_in_flight: int = 64, metrics_namespace: str | None = None,
+                 max_rows_per_second: float | None = None):
         super().__init__()
+        self._max_rows_per_second = max_rows_per_second
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -436,6 +446,6 @@ class WriteCountersToCassandra(beam.PTransform):
                                              record_metrics=False)
             | "ReconcileCounters" >> beam.ParDo(_WriteCountersFn(
                 self._connection, self._keyspace, self._table, self._policy,
-                self._max_in_flight, self._namespace)).with_outputs(
+                self._max_in_flight, self._namespace, self._max_rows_per_second)).with_outputs(
                     self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
         )

@@ -42,6 +42,7 @@ from transforms import dead_letters, progress, retry
 from transforms.cells import cell_groups, writetime_key
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import insert_statement, quote, select_statement
+from transforms.rate_limit import shared_limiter
 
 __all__ = ["BatchMode", "WriteToCassandra"]
 
@@ -73,7 +74,8 @@ class _WriteRowsFn(beam.DoFn):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, preserve_writetime: bool = False,
-                 preserve_ttl: bool = False):
+                 preserve_ttl: bool = False, max_rows_per_second: float | None = None):
+        self._max_rows_per_second = max_rows_per_second
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -113,6 +115,8 @@ class _WriteRowsFn(beam.DoFn):
         self._batch_fallbacks = counter("batch_fallbacks")
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
         self._progress = progress.tracker()
+        self._limiter = (shared_limiter(self._max_rows_per_second)
+                         if self._max_rows_per_second else None)
 
     def teardown(self):
         shared_sessions.release(self._connection)
@@ -122,6 +126,8 @@ class _WriteRowsFn(beam.DoFn):
         self._outputs: list[tuple[str, dict]] = []
 
     def process(self, rows: list[Mapping]):
+        if self._limiter is not None:
+            self._limiter.acquire(len(rows))
         for statement, group in self._requests(rows):
             self._submit(statement, group)
         yield from self._drain_outputs()
@@ -359,6 +365,7 @@ class WriteToCassandra(beam.PTransform):
         consistency_downgrades / batch_fallbacks counters.
       preserve_writetime, preserve_ttl: write each cell with the writetime and remaining TTL
         read with it (``ReadFromCassandra(cell_metadata=True)``; see ``transforms.cells``).
+      max_rows_per_second: a limit shared by every writer of the worker process (None: none).
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
     be written) and ``result.downgraded_rows`` (the keys of rows written at the fallback level).
@@ -371,9 +378,10 @@ class WriteToCassandra(beam.PTransform):
                  batch_size: int = 50, batch_mode: BatchMode = BatchMode.PARTITION,
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
                  metrics_namespace: str | None = None, preserve_writetime: bool = False,
-                 preserve_ttl: bool = False):
+                 preserve_ttl: bool = False, max_rows_per_second: float | None = None):
         super().__init__()
         self._preserve = (preserve_writetime, preserve_ttl)
+        self._max_rows_per_second = max_rows_per_second
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -391,6 +399,7 @@ class WriteToCassandra(beam.PTransform):
                                              record_metrics=False)
             | "WriteBundles" >> beam.ParDo(_WriteRowsFn(
                 self._connection, self._keyspace, self._table, self._policy, self._batch_mode,
-                self._max_in_flight, self._namespace, *self._preserve)).with_outputs(
+                self._max_in_flight, self._namespace, *self._preserve,
+                self._max_rows_per_second)).with_outputs(
                     self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
         )
