@@ -21,6 +21,8 @@ setup(
     extras_require={
         "test": ["pytest>=8.0,<10", "ruff>=0.6"],
         "bench": ["psutil>=5.9", "pyinstrument>=4.6"],
+        # Dataflow: gs:// paths for settings, dead letters and password files.
+        "gcp": ["apache-beam[gcp]>=2.77.0,<3"],
     },
     entry_points={"console_scripts": ["cassandra-migrate=pipelines.migrate:main"]},
 )

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
 from cassandra import ConsistencyLevel
 
 from transforms.connection import CassandraConnection, TlsOptions
@@ -256,7 +258,8 @@ def _section(problems: _Problems, where: str, raw: Mapping, keys: dict,
 
 
 def _file_readable(problems: _Problems, key: str, path: str | None) -> None:
-    if path is not None and not os.path.isfile(path):
+    """Local files must exist now; remote ones (gs://...) are read where they are needed."""
+    if path is not None and "://" not in path and not os.path.isfile(path):
         problems.add(key, f"file {path} does not exist")
 
 
@@ -429,15 +432,43 @@ def _apply_override(document: dict, assignment: str, problems: _Problems) -> Non
     target[leaf] = value
 
 
+def read_text(path: str) -> str:
+    """A local file, or any path a Beam file system knows (gs://, s3://, ...)."""
+    if "://" not in path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    with FileSystems.open(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def command_line_settings() -> list[tuple[str, str, str]]:
+    """(option, settings key, help) of every setting that the command line and template
+    parameters can set one by one: ``--max_workers=8`` is ``--set MAX_WORKERS=8``. Passwords
+    are left out on purpose: they come from PASSWORD_ENV or PASSWORD_FILE, never from an
+    option that a runner would log."""
+    options = [("tables", "TABLES", 'Tables to copy: "*" or a YAML list, e.g. [orders, users]')]
+    for key in _GLOBAL_KEYS:
+        options.append((key.lower(), key, f"Overrides {key} of the settings file"))
+    for side in ("SOURCE", "TARGET"):
+        for key in _CLUSTER_KEYS:
+            if key in ("PASSWORD", "SSL"):
+                continue
+            options.append((f"{side}_{key}".lower(), f"{side}.{key}",
+                            f"Overrides {side}.{key} of the settings file"))
+        for key in _SSL_KEYS:
+            options.append((f"{side}_ssl_{key}".lower(), f"{side}.SSL.{key}",
+                            f"Overrides {side}.SSL.{key} of the settings file"))
+    return options
+
+
 def load_settings(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Read, check and type the settings; raise SettingsError naming every problem."""
     problems = _Problems(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+        document = yaml.safe_load(read_text(path))
     except FileNotFoundError:
         raise SettingsError(f"{path}: settings file not found") from None
-    except OSError as error:
+    except (OSError, BeamIOError, ValueError) as error:
         raise SettingsError(f"{path}: cannot read settings file: {error}") from None
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None

@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipelines import logs, summary
-from pipelines.config import Settings, SettingsError, load_settings
+from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
 from pipelines.validate import TablePlan, check_against_clusters
 from transforms import ReadFromCassandra, RetryPolicy, WriteJsonLines, WriteToCassandra
 from transforms import progress as progress_module
@@ -52,11 +52,37 @@ class MigrateOptions(PipelineOptions):
                             metavar="KEY=VALUE",
                             help="override one setting, e.g. --set MAX_WORKERS=8 or "
                                  "--set TARGET.HOSTS=[10.0.0.5]; repeatable")
+        for option, _, text in command_line_settings():
+            parser.add_argument(f"--{option}", default=None, help=f"{text} (a YAML value)")
+
+
+def command_line_overrides(options: PipelineOptions) -> list[str]:
+    """KEY=VALUE for each setting given as its own option, then the --set ones (which win)."""
+    values = options.view_as(MigrateOptions).get_all_options()
+    assignments = [f"{key}={values[option]}" for option, key, _ in command_line_settings()
+                   if values.get(option) is not None]
+    return assignments + list(options.view_as(MigrateOptions).overrides or [])
 
 
 def namespace_of(plan: TablePlan) -> str:
     """The metrics namespace of one table's counters."""
     return f"{plan.source_label}->{plan.target_label}"
+
+
+def check_secrets_for_runner(settings: Settings, options: PipelineOptions) -> None:
+    """A password written in the settings file would travel inside the pipeline to remote
+    workers; on a distributed runner it must come from PASSWORD_ENV or PASSWORD_FILE."""
+    runner = options.view_as(StandardOptions).runner
+    if runner in (None, "DirectRunner", "direct"):
+        return
+    inline = [name for name, side in (("SOURCE", settings.source), ("TARGET", settings.target))
+              if side.connection.password is not None]
+    if inline:
+        raise SettingsError(
+            f"{settings.path}: {', '.join(f'{name}.PASSWORD' for name in inline)}: a password "
+            f"in the settings file is not sent to {runner} workers; use PASSWORD_ENV (a "
+            "variable set on the workers) or PASSWORD_FILE (a file the workers can read, "
+            "gs:// paths included)")
 
 
 def splits_for(settings: Settings, plan: TablePlan) -> int:
@@ -190,7 +216,8 @@ def run(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        settings = load_settings(migrate_options.config, migrate_options.overrides)
+        settings = load_settings(migrate_options.config, command_line_overrides(options))
+        check_secrets_for_runner(settings, options)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

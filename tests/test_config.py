@@ -173,3 +173,32 @@ def test_example_file_and_readme_document_every_key():
     for key in keys:
         assert key in example, f"{key} missing from configs/migrator_settings.yaml"
         assert f"`{key}`" in readme or f".{key}`" in readme, f"{key} missing from README"
+
+
+def test_inline_password_is_refused_on_a_distributed_runner(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    document = {**MINIMAL, "SOURCE": {**MINIMAL["SOURCE"], "USERNAME": "app",
+                                      "PASSWORD": "s3cret-value"}}
+    settings = load_settings(write(tmp_path, document))
+    migrate.check_secrets_for_runner(settings, PipelineOptions([]))  # DirectRunner: allowed
+    with pytest.raises(SettingsError) as raised:
+        migrate.check_secrets_for_runner(settings, PipelineOptions(["--runner=FlinkRunner"]))
+    assert "SOURCE.PASSWORD" in str(raised.value) and "PASSWORD_FILE" in str(raised.value)
+    assert "s3cret-value" not in str(raised.value)
+
+
+def test_password_file_and_options_per_key(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    secret = tmp_path / "password.txt"
+    secret.write_text("from-a-file\n")
+    document = {**MINIMAL, "TARGET": {**MINIMAL["TARGET"], "USERNAME": "app",
+                                      "PASSWORD_FILE": str(secret)}}
+    options = PipelineOptions(["--max_workers=9", "--target_port=9999", "--set", "MAX_WORKERS=7",
+                               "--tables=[a, b]"])
+    settings = load_settings(write(tmp_path, document), migrate.command_line_overrides(options))
+    assert settings.target.connection.resolve_password() == "from-a-file"
+    assert settings.max_workers == 7  # --set wins over the option of the same key
+    assert settings.target.connection.port == 9999
+    assert [table.source for table in settings.tables] == ["a", "b"]

@@ -17,6 +17,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
+from apache_beam.io.filesystems import FileSystems
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import (
@@ -71,9 +72,9 @@ class CassandraConnection:
                 raise RuntimeError(f"environment variable {self.password_env} (the password "
                                    "for Cassandra) is not set on this worker")
             return value
-        if self.password_file:
-            with open(self.password_file, encoding="utf-8") as handle:
-                return handle.read().strip()
+        if self.password_file:  # a local file, or gs://... readable by the worker
+            with FileSystems.open(self.password_file) as handle:
+                return handle.read().decode("utf-8").strip()
         return None
 
     def describe(self) -> str:
