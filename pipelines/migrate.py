@@ -24,6 +24,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
     DirectOptions,
+    FlinkRunnerOptions,
     PipelineOptions,
     StandardOptions,
 )
@@ -179,10 +180,16 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
 
 
 def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str]) -> None:
-    """MAX_WORKERS -> DirectRunner parallelism, unless the command line chose it already."""
+    """MAX_WORKERS -> the runner's parallelism, unless the command line chose it already:
+    direct_num_workers on the DirectRunner, parallelism on Flink (FlinkRunner, or a Flink job
+    server behind PortableRunner). Dataflow sizes itself: use --max_num_workers there."""
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
+    if standard.runner in ("FlinkRunner", "PortableRunner"):
+        flink = options.view_as(FlinkRunnerOptions)
+        if not any(arg.startswith("--parallelism") for arg in argv):
+            flink.parallelism = settings.max_workers
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if not any(arg.startswith("--direct_num_workers") for arg in argv):
