@@ -70,17 +70,14 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 from collections.abc import Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
-from transforms import dead_letters, progress, retry
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms import retry
+from transforms.connection import CassandraConnection
 from transforms.cql import quote, select_statement, table_name
-from transforms.rate_limit import shared_limiter
+from transforms.row_writer import RowWriterFn
 
 __all__ = ["WriteCountersToCassandra"]
 
@@ -154,29 +151,14 @@ class _Failed:
         raise self._error
 
 
-class _WriteCountersFn(beam.DoFn):
-    FAILED_ROWS = "failed_rows"
-    DOWNGRADED_ROWS = "downgraded_rows"
-
-    def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
-                 policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str,
-                 max_rows_per_second: float | None = None):
-        self._max_rows_per_second = max_rows_per_second
-        self._connection = connection
-        self._keyspace = keyspace
-        self._table = table
-        self._policy = policy
-        self._max_in_flight = max_in_flight
-        self._namespace = metrics_namespace
-        self._label = f"{keyspace}.{table}"
+class _WriteCountersFn(RowWriterFn):
+    COUNTERS = (*RowWriterFn.COUNTERS, "rows_unchanged")
 
     # ----------------------------------------------------------------- lifecycle
 
     def setup(self):
-        self._session = shared_sessions.acquire(self._connection)
-        table = self._session.cluster.metadata.keyspaces[self._keyspace].tables[self._table]
-        self._partition_key = tuple(column.name for column in table.partition_key)
-        self._clustering_key = tuple(column.name for column in table.clustering_key)
+        super().setup()
+        table = self._table_metadata
         counters = [column for column in table.columns.values() if column.cql_type == "counter"]
         if not counters:
             raise ValueError(f"{self._label} has no counter columns: copy it with "
@@ -185,7 +167,7 @@ class _WriteCountersFn(beam.DoFn):
         self._static = tuple(column.name for column in counters if column.is_static)
         # kind -> (key columns of its WHERE clause, its counters, its prepared read)
         self._kinds = {}
-        row_key = self._partition_key + self._clustering_key
+        row_key = self._key_columns
         if self._regular:
             self._kinds["row"] = (row_key, self._regular, self._session.prepare(select_statement(
                 self._keyspace, self._table, self._regular, self._where(row_key))))
@@ -195,38 +177,21 @@ class _WriteCountersFn(beam.DoFn):
                                  self._where(self._partition_key)) + " LIMIT 1"))
         self._updates: dict[tuple, object] = {}
         self._last_partition = None
-        counter = lambda name: Metrics.counter(self._namespace, name)  # noqa: E731
-        self._rows_written = counter("rows_written")
-        self._rows_unchanged = counter("rows_unchanged")
-        self._rows_failed = counter("rows_failed")
-        self._write_retries = counter("write_retries")
-        self._downgrades = counter("consistency_downgrades")
-        self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
-        self._progress = progress.tracker()
-        self._limiter = (shared_limiter(self._max_rows_per_second)
-                         if self._max_rows_per_second else None)
-
-    def teardown(self):
-        shared_sessions.release(self._connection)
 
     def start_bundle(self):
+        super().start_bundle()
         self._in_flight: collections.deque[_Unit] = collections.deque()
         self._guards_in_flight: set[tuple] = set()
-        self._outputs: list[tuple[str, dict]] = []
 
     def process(self, rows: list[Mapping]):
-        if self._limiter is not None:
-            self._limiter.acquire(len(rows))
+        self._limit(len(rows))
         for row in rows:
             self._start(row)
         yield from self._drain_outputs()
 
-    def finish_bundle(self):
+    def _complete_all(self):
         while self._in_flight:
             self._advance(self._in_flight.popleft())
-        self._activity.update(int(time.time() * 1000))
-        for tag, record in self._take_outputs():
-            yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
 
     # ----------------------------------------------------------------- statements
 
@@ -333,7 +298,7 @@ class _WriteCountersFn(beam.DoFn):
 
         outcome = retry.call_with_retries(reconcile, self._policy, first_error=error,
                                           describe=lambda: self._describe(unit))
-        self._write_retries.inc(outcome.retries)
+        self._counters["write_retries"].inc(outcome.retries)
         self._unit_done(unit, outcome, applied=sent[0])
 
     def _unit_done(self, unit: _Unit, outcome: retry.Outcome, applied: bool):
@@ -353,52 +318,22 @@ class _WriteCountersFn(beam.DoFn):
 
     def _row_done(self, state: _RowState):
         if state.failure is not None:
-            self._failed(state.row, state.failure)
+            # No statement replays a counter row safely: rerun the copy of its partition.
+            self._dead_letter(state.row, state.failure, what="counter row", replayable=False)
             return
-        self._progress.add(self._namespace, 1)
         if not state.applied:
-            self._rows_unchanged.inc()
+            self._counters["rows_unchanged"].inc()
+            self._progress.add(self._namespace, 1)
             return
-        self._rows_written.inc()
+        self._written(1)
         if state.downgraded_to is not None:
-            self._downgrades.inc()
-            self._outputs.append((self.DOWNGRADED_ROWS, {
-                "table": self._label, **self._key_of(state.row),
-                "consistency": retry.consistency_name(state.downgraded_to)}))
-
-    def _failed(self, row: Mapping, outcome: retry.Outcome):
-        self._rows_failed.inc()
-        key = self._key_of(row)
-        _LOG.error("counter row not written to %s (partition %s, clustering %s) after %d "
-                   "attempts: %s: %s", self._label, key["partition_key"], key["clustering"],
-                   outcome.attempts, type(outcome.error).__name__, outcome.error,
-                   exc_info=outcome.error)
-        record = dead_letters.failed_row_record(self._keyspace, self._table, key, row, outcome)
-        # No statement replays a counter row safely: rerun the copy of its partition.
-        record["cql"] = None
-        self._outputs.append((self.FAILED_ROWS, record))
-
-    def _key_of(self, row: Mapping) -> dict:
-        return {
-            "partition_key": {name: dead_letters.to_json(row.get(name))
-                              for name in self._partition_key},
-            "clustering": {name: dead_letters.to_json(row.get(name))
-                           for name in self._clustering_key},
-        }
+            self._downgraded([state.row], state.downgraded_to)
 
     def _describe(self, unit: _Unit) -> str:
         key = self._key_of(unit.state.row)
         what = "static counters" if unit.kind == "static" else "counters"
         return (f"reconciling {what} of {self._label} (partition {key['partition_key']}, "
                 f"clustering {key['clustering']})")
-
-    def _take_outputs(self):
-        outputs, self._outputs = self._outputs, []
-        return outputs
-
-    def _drain_outputs(self):
-        for tag, record in self._take_outputs():
-            yield beam.pvalue.TaggedOutput(tag, record)
 
 
 class WriteCountersToCassandra(beam.PTransform):

@@ -30,19 +30,16 @@ from __future__ import annotations
 import collections
 import enum
 import logging
-import time
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
-from transforms import dead_letters, progress, retry
+from transforms import retry
 from transforms.cells import cell_groups, writetime_key
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms.connection import CassandraConnection
 from transforms.cql import insert_statement, quote, select_statement
-from transforms.rate_limit import shared_limiter
+from transforms.row_writer import RowWriterFn
 
 __all__ = ["BatchMode", "WriteToCassandra"]
 
@@ -67,23 +64,16 @@ class _Request:
         self.future = future
 
 
-class _WriteRowsFn(beam.DoFn):
-    FAILED_ROWS = "failed_rows"
-    DOWNGRADED_ROWS = "downgraded_rows"
+class _WriteRowsFn(RowWriterFn):
+    COUNTERS = (*RowWriterFn.COUNTERS, "batch_fallbacks")
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, preserve_writetime: bool = False,
                  preserve_ttl: bool = False, max_rows_per_second: float | None = None):
-        self._max_rows_per_second = max_rows_per_second
-        self._connection = connection
-        self._keyspace = keyspace
-        self._table = table
-        self._policy = policy
+        super().__init__(connection, keyspace, table, policy, max_in_flight, metrics_namespace,
+                         max_rows_per_second)
         self._batch_mode = BatchMode(batch_mode)
-        self._max_in_flight = max_in_flight
-        self._namespace = metrics_namespace
-        self._label = f"{keyspace}.{table}"
         self._preserve_writetime = preserve_writetime
         self._preserve_ttl = preserve_ttl
         self._keep_cell_metadata = preserve_writetime or preserve_ttl
@@ -91,14 +81,9 @@ class _WriteRowsFn(beam.DoFn):
     # ----------------------------------------------------------------- lifecycle
 
     def setup(self):
-        self._session = shared_sessions.acquire(self._connection)
-        metadata = self._session.cluster.metadata
-        table = metadata.keyspaces[self._keyspace].tables[self._table]
-        self._partition_key = [column.name for column in table.partition_key]
-        self._clustering_key = [column.name for column in table.clustering_key]
-        self._key_columns = tuple(self._partition_key + self._clustering_key)
-        self._token_map = metadata.token_map
-        self._list_columns = tuple(name for name, column in table.columns.items()
+        super().setup()
+        self._token_map = self._session.cluster.metadata.token_map
+        self._list_columns = tuple(name for name, column in self._table_metadata.columns.items()
                                    if column.cql_type.startswith("list<"))
         self._list_writetimes = None
         if self._preserve_writetime and self._list_columns:
@@ -107,37 +92,20 @@ class _WriteRowsFn(beam.DoFn):
                 [f"maxwritetime({quote(name)})" for name in self._list_columns],
                 " AND ".join(f"{quote(name)} = ?" for name in self._key_columns), quoted=True))
         self._prepared: dict[tuple[str, ...], object] = {}
-        counter = lambda name: Metrics.counter(self._namespace, name)  # noqa: E731
-        self._rows_written = counter("rows_written")
-        self._rows_failed = counter("rows_failed")
-        self._write_retries = counter("write_retries")
-        self._downgrades = counter("consistency_downgrades")
-        self._batch_fallbacks = counter("batch_fallbacks")
-        self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
-        self._progress = progress.tracker()
-        self._limiter = (shared_limiter(self._max_rows_per_second)
-                         if self._max_rows_per_second else None)
-
-    def teardown(self):
-        shared_sessions.release(self._connection)
 
     def start_bundle(self):
+        super().start_bundle()
         self._in_flight: collections.deque[_Request] = collections.deque()
-        self._outputs: list[tuple[str, dict]] = []
 
     def process(self, rows: list[Mapping]):
-        if self._limiter is not None:
-            self._limiter.acquire(len(rows))
+        self._limit(len(rows))
         for statement, group in self._requests(rows):
             self._submit(statement, group)
         yield from self._drain_outputs()
 
-    def finish_bundle(self):
+    def _complete_all(self):
         while self._in_flight:
             self._complete(self._in_flight.popleft())
-        self._activity.update(int(time.time() * 1000))
-        for tag, record in self._take_outputs():
-            yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
 
     # ----------------------------------------------------------------- statements
 
@@ -270,7 +238,7 @@ class _WriteRowsFn(beam.DoFn):
         outcome = retry.call_with_retries(
             lambda consistency: self._execute(request.statement, consistency), self._policy,
             first_error=first_error, describe=lambda: self._describe(request.rows))
-        self._write_retries.inc(outcome.retries)
+        self._counters["write_retries"].inc(outcome.retries)
         return outcome
 
     def _complete(self, request: _Request):
@@ -278,7 +246,7 @@ class _WriteRowsFn(beam.DoFn):
         if outcome.ok:
             self._written(request.rows, outcome)
         elif len(request.rows) > 1:
-            self._batch_fallbacks.inc()
+            self._counters["batch_fallbacks"].inc()
             _LOG.warning("batch of %d rows for %s failed (%s: %s); writing its rows one by one",
                          len(request.rows), self._label, type(outcome.error).__name__,
                          outcome.error)
@@ -306,48 +274,21 @@ class _WriteRowsFn(beam.DoFn):
     # ----------------------------------------------------------------- results
 
     def _written(self, rows, outcome: retry.Outcome):
-        self._rows_written.inc(len(rows))
-        self._progress.add(self._namespace, len(rows))
+        super()._written(len(rows))
         if outcome.downgraded:
-            self._downgrades.inc(len(rows))
-            level = retry.consistency_name(outcome.consistency)
-            for row in rows:
-                self._outputs.append((self.DOWNGRADED_ROWS, {
-                    "table": self._label, **self._key_of(row), "consistency": level}))
+            self._downgraded(rows, outcome.consistency)
 
     def _failed(self, row: Mapping, outcome: retry.Outcome):
-        self._rows_failed.inc()
-        key = self._key_of(row)
-        _LOG.error("row not written to %s (partition %s, clustering %s) after %d attempts: %s: %s",
-                   self._label, key["partition_key"], key["clustering"], outcome.attempts,
-                   type(outcome.error).__name__, outcome.error, exc_info=outcome.error)
         groups = (cell_groups(row, self._key_columns, keep_writetime=self._preserve_writetime,
                               keep_ttl=self._preserve_ttl)
                   if self._keep_cell_metadata else None)
-        self._outputs.append((self.FAILED_ROWS, dead_letters.failed_row_record(
-            self._keyspace, self._table, key, row, outcome, groups)))
-
-    def _key_of(self, row: Mapping) -> dict:
-        return {
-            "partition_key": {name: dead_letters.to_json(row.get(name))
-                              for name in self._partition_key},
-            "clustering": {name: dead_letters.to_json(row.get(name))
-                           for name in self._clustering_key},
-        }
+        self._dead_letter(row, outcome, groups=groups)
 
     def _describe(self, rows) -> str:
         key = self._key_of(rows[0])
         more = f" and {len(rows) - 1} more rows" if len(rows) > 1 else ""
         return (f"writing to {self._label} (partition {key['partition_key']}, "
                 f"clustering {key['clustering']}{more})")
-
-    def _take_outputs(self):
-        outputs, self._outputs = self._outputs, []
-        return outputs
-
-    def _drain_outputs(self):
-        for tag, record in self._take_outputs():
-            yield beam.pvalue.TaggedOutput(tag, record)
 
 
 class WriteToCassandra(beam.PTransform):
