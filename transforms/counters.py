@@ -77,7 +77,7 @@ import apache_beam as beam
 from transforms import retry
 from transforms.connection import CassandraConnection
 from transforms.cql import quote, select_statement, table_name
-from transforms.row_writer import RowWriterFn
+from transforms.row_writer import RowWriterFn, write_in_bundles
 
 __all__ = ["WriteCountersToCassandra"]
 
@@ -374,13 +374,6 @@ class WriteCountersToCassandra(beam.PTransform):
         self._namespace = metrics_namespace or f"{keyspace}.{table}"
 
     def expand(self, rows):
-        return (
-            rows
-            | "Bundle" >> beam.BatchElements(min_batch_size=self._batch_size,
-                                             max_batch_size=self._batch_size,
-                                             record_metrics=False)
-            | "ReconcileCounters" >> beam.ParDo(_WriteCountersFn(
-                self._connection, self._keyspace, self._table, self._policy,
-                self._max_in_flight, self._namespace, self._max_rows_per_second)).with_outputs(
-                    self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
-        )
+        return write_in_bundles(rows, self._batch_size, "ReconcileCounters", _WriteCountersFn(
+            self._connection, self._keyspace, self._table, self._policy, self._max_in_flight,
+            self._namespace, self._max_rows_per_second))

@@ -118,3 +118,15 @@ class RowWriterFn(beam.DoFn):
     def _drain_outputs(self):
         for tag, record in self._take_outputs():
             yield beam.pvalue.TaggedOutput(tag, record)
+
+
+def write_in_bundles(rows, batch_size: int, step: str, writer: RowWriterFn):
+    """rows -> bundles of at most ``batch_size`` (fused, no shuffle) -> ``writer``; returns its
+    outputs: ``written`` (nothing), ``failed_rows`` and ``downgraded_rows``."""
+    return (
+        rows
+        | "Bundle" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size,
+                                         record_metrics=False)
+        | step >> beam.ParDo(writer).with_outputs(
+            RowWriterFn.FAILED_ROWS, RowWriterFn.DOWNGRADED_ROWS, main="written")
+    )

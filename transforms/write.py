@@ -39,7 +39,7 @@ from transforms import retry
 from transforms.cells import cell_groups, writetime_key
 from transforms.connection import CassandraConnection
 from transforms.cql import insert_statement, quote, select_statement
-from transforms.row_writer import RowWriterFn
+from transforms.row_writer import RowWriterFn, write_in_bundles
 
 __all__ = ["BatchMode", "WriteToCassandra"]
 
@@ -333,14 +333,6 @@ class WriteToCassandra(beam.PTransform):
         self._namespace = metrics_namespace or f"{keyspace}.{table}"
 
     def expand(self, rows):
-        return (
-            rows
-            | "Bundle" >> beam.BatchElements(min_batch_size=self._batch_size,
-                                             max_batch_size=self._batch_size,
-                                             record_metrics=False)
-            | "WriteBundles" >> beam.ParDo(_WriteRowsFn(
-                self._connection, self._keyspace, self._table, self._policy, self._batch_mode,
-                self._max_in_flight, self._namespace, *self._preserve,
-                self._max_rows_per_second)).with_outputs(
-                    self.FAILED_ROWS, self.DOWNGRADED_ROWS, main="written")
-        )
+        return write_in_bundles(rows, self._batch_size, "WriteBundles", _WriteRowsFn(
+            self._connection, self._keyspace, self._table, self._policy, self._batch_mode,
+            self._max_in_flight, self._namespace, *self._preserve, self._max_rows_per_second))
