@@ -8,7 +8,6 @@ the session starts two local single-node clusters (127.0.0.1 and 127.0.0.2) with
 
 from __future__ import annotations
 
-import itertools
 import os
 import uuid
 
@@ -25,12 +24,12 @@ HARNESS_SHUTDOWN_RACE = ("ignore:Exception in thread (read_grpc_client_inputs|ru
                          ":pytest.PytestUnhandledThreadExceptionWarning")
 
 
-def _start_local(count: int, first: int = 1, auth: bool = False,
+def _start_local(count: int, first: int = 1, auth: bool = False, tls: bool = False,
                  **settings) -> tuple[list[str], list[str]]:
     """Start (or reuse) local clusters; return (addresses, addresses this call started).
 
     ``settings`` are extra cassandra.yaml settings."""
-    nodes = local_cassandra.plan_nodes(count, "clusters", auth=auth, tls=False, heap="1G",
+    nodes = local_cassandra.plan_nodes(count, "clusters", auth=auth, tls=tls, heap="1G",
                                        num_tokens=1, extra=settings, first=first)
     report = local_cassandra.start(nodes)
     addresses = [node["address"] for node in report]
@@ -60,13 +59,14 @@ def local_cluster_factory():
     """Start extra local single-node clusters with their own cassandra.yaml settings.
 
     Used for behaviour that needs a differently configured server (a guardrail on the target,
-    say). Nodes are numbered from 127.0.0.3 up and stopped at the end of the session.
+    say). Each caller names its own node, 127.0.0.<index> with index 3 or more, so a node left
+    up by an interrupted run is reused by the same test only; they stop at the session's end.
     """
-    counter = itertools.count(3)
     started: list[str] = []
 
-    def start(auth: bool = False, **settings) -> str:
-        addresses, new = _start_local(1, first=next(counter), auth=auth, **settings)
+    def start(index: int, auth: bool = False, tls: bool = False, **settings) -> str:
+        assert index >= 3, "127.0.0.1 and 127.0.0.2 are the source and target clusters"
+        addresses, new = _start_local(1, first=index, auth=auth, tls=tls, **settings)
         started.extend(new)
         return addresses[0]
 

@@ -57,4 +57,5 @@ def rows_of(session, keyspace: str, table: str, columns: tuple[str, ...]) -> lis
 
     statement = SimpleStatement(f"SELECT {', '.join(columns)} FROM {keyspace}.{table}",
                                 fetch_size=5000, consistency_level=ConsistencyLevel.ONE)
-    return sorted(tuple(row) for row in session.execute(statement))
+    return sorted(tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                  for row in session.execute(statement))

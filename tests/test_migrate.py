@@ -9,6 +9,7 @@ from cassandra.cluster import Cluster
 from tests.conftest import create_keyspace
 from tests.helpers import dead_letters, rows_of, run_migration, write_settings
 from tools import sample_data
+from transforms import CassandraConnection, TlsOptions
 
 COLUMNS = sample_data.COLUMNS
 
@@ -115,7 +116,7 @@ def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassand
 def guarded_target(local_cluster_factory):
     """A target cluster that refuses values over 2 KiB (a guardrail), with an ordinary login:
     guardrails do not apply to superusers."""
-    host = local_cluster_factory(auth=True, column_value_size_fail_threshold="2KiB")
+    host = local_cluster_factory(3, auth=True, column_value_size_fail_threshold="2KiB")
     admin = Cluster([host], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
     session = admin.connect()
     session.execute("CREATE ROLE IF NOT EXISTS migrator WITH PASSWORD = 'migrator-secret' "
@@ -162,3 +163,31 @@ def test_a_row_the_target_rejects_goes_to_the_dead_letter_file(tmp_path, keyspac
         assert "migrator-secret" not in (tmp_path / "summary.json").read_text()
     finally:
         admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_migration_to_a_target_that_requires_tls(tmp_path, keyspace, cassandra_hosts,
+                                                 source_session, local_cluster_factory):
+    from tools.local_cassandra import launcher
+
+    host = local_cluster_factory(4, tls=True)
+    ca_cert = launcher.node_dir(host) / "tls" / "node.pem"
+    sample_data.fill_table(source_session, keyspace, "events", 500, "mixed")
+    plain = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"])
+    assert run_migration(plain)[0] == 2  # the node accepts no plain connection
+
+    tls = TlsOptions(ca_certs=str(ca_cert))
+    admin = CassandraConnection((host,), tls=tls).new_cluster()
+    session = admin.connect()
+    try:
+        create_keyspace(session, keyspace)
+        sample_data.create_table(session, keyspace, "events")
+        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"],
+                                  TARGET={"SSL": {"ENABLED": True, "CA_CERTS": str(ca_cert)}})
+        code, summary = run_migration(settings)
+        assert code == 0
+        assert summary["tables"][0]["rows_written"] == 500
+        assert rows_of(session, keyspace, "events", COLUMNS) == rows_of(
+            source_session, keyspace, "events", COLUMNS)
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        admin.shutdown()

@@ -1,0 +1,46 @@
+"""The benchmark command runs end to end on a tiny table: a smoke test, with no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "old_script")
+ROWS = 2_000
+
+
+def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandra_hosts,
+                                                              source_session, target_session):
+    output = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--rows", str(ROWS), "--shape", "narrow",
+         "--source-host", cassandra_hosts[0], "--target-host", cassandra_hosts[1],
+         "--best-set", "MAX_WORKERS=2", "--best-set", "BATCH_MODE=REPLICA_SET",
+         "--output", str(output)],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=900)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text())
+    assert (report["rows"], report["shape"], report["skipped"]) == (ROWS, "narrow", {})
+    for name in CONTENDERS:
+        figures = report["contenders"][name]
+        assert figures["ok"], (name, figures.get("error"))
+        assert figures["rows_verified"] == ROWS, name
+        assert figures["rows_per_second"] > 0, name
+        assert figures["peak_rss_mib"] > 0, name
+    assert report["contenders"]["pipeline_best"]["settings"] == ["MAX_WORKERS=2",
+                                                                 "BATCH_MODE=REPLICA_SET"]
+    assert set(report["contenders"]["write_ceiling"]["methods"]) == {"prepared", "concurrent",
+                                                                     "batches"}
+    for name in ("pipeline_default", "pipeline_best"):
+        assert report["contenders"][name]["rows_written"] == ROWS
+    assert {"pipeline_default_to_write_ceiling", "pipeline_default_to_old_script",
+            "pipeline_best_to_write_ceiling", "pipeline_best_to_old_script"} <= set(
+        report["ratios"])
+    for session in (source_session, target_session):
+        assert not list(session.execute(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
+            (report["keyspace"],))), "the bench keyspace was left behind"
