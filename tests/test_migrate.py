@@ -119,9 +119,11 @@ def guarded_target(local_cluster_factory):
     host = local_cluster_factory(3, auth=True, column_value_size_fail_threshold="2KiB")
     admin = Cluster([host], auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
     session = admin.connect()
-    session.execute("CREATE ROLE IF NOT EXISTS migrator WITH PASSWORD = 'migrator-secret' "
-                    "AND LOGIN = true")
-    session.execute("ALTER ROLE migrator WITH PASSWORD = 'migrator-secret'")
+    # A node left up by an earlier run may know the role with another password; Cassandra
+    # refuses a second password change within 5 s, so the role is altered only if it exists.
+    exists = session.execute("SELECT role FROM system_auth.roles WHERE role = 'migrator'").one()
+    verb = "ALTER" if exists else "CREATE"
+    session.execute(f"{verb} ROLE migrator WITH PASSWORD = 'migrator-secret' AND LOGIN = true")
     session.execute("GRANT ALL PERMISSIONS ON ALL KEYSPACES TO migrator")
     yield host, session
     admin.shutdown()
