@@ -74,8 +74,9 @@ class Settings:
     retry_attempts: int = 3
     retry_backoff_seconds: float = 0.5
     retry_max_backoff_seconds: float = 30.0
-    batch_mode: BatchMode = BatchMode.PARTITION
+    batch_mode: BatchMode = BatchMode.REPLICA_SET
     max_requests_in_flight: int = 64
+    max_batch_bytes: int = 40 * 1024
     max_rows_per_second: float | None = None
     preserve_writetime: bool = True
     preserve_ttl: bool = True
@@ -197,8 +198,9 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "RETRY_ATTEMPTS": (3, _integer(0, 100)),
     "RETRY_BACKOFF_SECONDS": (0.5, _number(0, 600)),
     "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),
-    "BATCH_MODE": ("PARTITION", lambda v: BatchMode(_choice([m.value for m in BatchMode])(v))),
+    "BATCH_MODE": ("REPLICA_SET", lambda v: BatchMode(_choice([m.value for m in BatchMode])(v))),
     "MAX_REQUESTS_IN_FLIGHT": (64, _integer(1, 4096)),
+    "MAX_BATCH_BYTES": (40 * 1024, _integer(1024, 16 * 1024 * 1024)),
     "MAX_ROWS_PER_SECOND": (None, _optional(_number(1, 10_000_000))),
     "PRESERVE_WRITETIME": (True, _boolean),
     "PRESERVE_TTL": (True, _boolean),

@@ -170,7 +170,8 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
                 batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
                 policy=write_policy, max_in_flight=settings.max_requests_in_flight,
                 metrics_namespace=namespace, preserve_writetime=settings.preserve_writetime,
-                preserve_ttl=settings.preserve_ttl, max_rows_per_second=rate)
+                preserve_ttl=settings.preserve_ttl, max_rows_per_second=rate,
+                max_batch_bytes=settings.max_batch_bytes)
         written = rows | f"Write {step}" >> writer
         outputs = {"failed_rows": written.failed_rows,
                    "downgraded_rows": written.downgraded_rows,
@@ -193,7 +194,13 @@ def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if not any(arg.startswith("--direct_num_workers") for arg in argv):
-            direct.direct_num_workers = settings.max_workers
+            # Worker threads share one interpreter: beyond the machine's cores they only add
+            # contention (measured in BENCHMARKS.md); requests in flight give the concurrency.
+            direct.direct_num_workers = min(settings.max_workers, os.cpu_count() or 1)
+            _LOG.info("MAX_WORKERS %d: %d DirectRunner worker threads (%d cores), up to %d "
+                      "write requests in flight each", settings.max_workers,
+                      direct.direct_num_workers, os.cpu_count() or 1,
+                      settings.max_requests_in_flight)
         if direct.direct_running_mode in (None, "in_memory") and direct.direct_num_workers > 1:
             direct.direct_running_mode = "multi_threading"
 

@@ -30,10 +30,11 @@ def test_an_old_minimal_file_gets_every_default(tmp_path):
     assert settings.write_consistency == ConsistencyLevel.QUORUM
     assert settings.fallback_consistency == ConsistencyLevel.ONE
     assert settings.read_consistency == ConsistencyLevel.LOCAL_QUORUM
-    assert settings.retry_attempts == 3 and settings.batch_mode is BatchMode.PARTITION
+    assert settings.retry_attempts == 3 and settings.batch_mode is BatchMode.REPLICA_SET
     assert settings.log_file == "migrator.log"
     assert settings.summary_file == "migration_summary.json"
     assert settings.failed_rows_dir == "failed_rows" and settings.splits is None
+    assert settings.max_batch_bytes == 40 * 1024 and settings.max_rows_per_second is None
     assert settings.target.connection.hosts == ("10.0.0.2", "10.0.0.3")
     assert [(t.source, t.target) for t in settings.tables] == [("orders", "orders"),
                                                               ("users", "customers")]

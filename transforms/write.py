@@ -6,13 +6,16 @@ a DoFn that turns each bundle into statements and keeps up to ``max_in_flight`` 
 asynchronously, so the network and the cluster stay busy while Python prepares the next ones.
 
 Batching (``BatchMode``):
-  * PARTITION (default): rows of one partition share an UNLOGGED batch; rows of different
-    partitions are separate requests, routed token-aware and run concurrently.
-  * REPLICA_SET: rows whose partitions have the same replicas share an UNLOGGED batch (dsbulk's
-    idea): fewer requests, and each batch still lands on nodes that own all of it.
+  * REPLICA_SET (default): rows whose partitions have the same replicas share an UNLOGGED batch
+    (dsbulk's idea): fewer requests, and each batch still lands on nodes that own all of it.
+    Measured here three times as fast as PARTITION on narrow rows (BENCHMARKS.md).
+  * PARTITION: rows of one partition share an UNLOGGED batch; rows of different partitions are
+    separate requests, routed token-aware and run concurrently.
   * BUNDLE: one UNLOGGED batch per bundle, whatever it spans (the old script's behaviour).
   * NONE: every row is its own request.
-The consistency level is set on the statement actually sent (on a batch, the levels of the
+No batch carries more than ``max_batch_bytes`` of values (Cassandra refuses multi-partition
+batches over its batch_size_fail_threshold). The consistency level is set on the statement
+actually sent (on a batch, the levels of the
 statements inside it are ignored by Cassandra).
 
 Failure handling, in order: a recoverable error is retried with backoff, and with a downgrade
@@ -70,9 +73,11 @@ class _WriteRowsFn(RowWriterFn):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, preserve_writetime: bool = False,
-                 preserve_ttl: bool = False, max_rows_per_second: float | None = None):
+                 preserve_ttl: bool = False, max_rows_per_second: float | None = None,
+                 max_batch_bytes: int = 40 * 1024):
         super().__init__(connection, keyspace, table, policy, max_in_flight, metrics_namespace,
                          max_rows_per_second)
+        self._max_batch_bytes = max_batch_bytes
         self._batch_mode = BatchMode(batch_mode)
         self._preserve_writetime = preserve_writetime
         self._preserve_ttl = preserve_ttl
@@ -196,7 +201,24 @@ class _WriteRowsFn(RowWriterFn):
                 self._failed(row, retry.Outcome(error=error))
                 continue
             groups.setdefault(key, []).append((statements, row))
-        return [self._statement_for(members) for members in groups.values()]
+        return [self._statement_for(chunk) for members in groups.values()
+                for chunk in self._within_batch_bytes(members)]
+
+    def _within_batch_bytes(self, members):
+        """Cut a group so that no batch carries more than ``max_batch_bytes`` of values:
+        Cassandra refuses a multi-partition batch over batch_size_fail_threshold (50 KiB by
+        default), and the fallback to single rows would cost far more than smaller batches."""
+        chunk, size = [], 0
+        for statements, row in members:
+            row_size = sum(len(value) for statement in statements for value in statement.values
+                           if isinstance(value, (bytes, bytearray)))
+            if chunk and size + row_size > self._max_batch_bytes:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((statements, row))
+            size += row_size
+        if chunk:
+            yield chunk
 
     def _group_key(self, statement):
         if self._batch_mode is BatchMode.PARTITION or self._token_map is None:
@@ -307,6 +329,8 @@ class WriteToCassandra(beam.PTransform):
       preserve_writetime, preserve_ttl: write each cell with the writetime and remaining TTL
         read with it (``ReadFromCassandra(cell_metadata=True)``; see ``transforms.cells``).
       max_rows_per_second: a limit shared by every writer of the worker process (None: none).
+      max_batch_bytes: at most this many bytes of values per batch statement (keep it under the
+        cluster's batch_size_fail_threshold, 50 KiB by default).
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
     be written) and ``result.downgraded_rows`` (the keys of rows written at the fallback level).
@@ -316,12 +340,14 @@ class WriteToCassandra(beam.PTransform):
     DOWNGRADED_ROWS = _WriteRowsFn.DOWNGRADED_ROWS
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
-                 batch_size: int = 50, batch_mode: BatchMode = BatchMode.PARTITION,
+                 batch_size: int = 50, batch_mode: BatchMode = BatchMode.REPLICA_SET,
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
                  metrics_namespace: str | None = None, preserve_writetime: bool = False,
-                 preserve_ttl: bool = False, max_rows_per_second: float | None = None):
+                 preserve_ttl: bool = False, max_rows_per_second: float | None = None,
+                 max_batch_bytes: int = 40 * 1024):
         super().__init__()
         self._preserve = (preserve_writetime, preserve_ttl)
+        self._max_batch_bytes = max_batch_bytes
         self._max_rows_per_second = max_rows_per_second
         self._connection = connection
         self._keyspace = keyspace
@@ -335,4 +361,5 @@ class WriteToCassandra(beam.PTransform):
     def expand(self, rows):
         return write_in_bundles(rows, self._batch_size, "WriteBundles", _WriteRowsFn(
             self._connection, self._keyspace, self._table, self._policy, self._batch_mode,
-            self._max_in_flight, self._namespace, *self._preserve, self._max_rows_per_second))
+            self._max_in_flight, self._namespace, *self._preserve, self._max_rows_per_second,
+            self._max_batch_bytes))
