@@ -392,7 +392,28 @@ def start(nodes: list[NodeOptions], timeout: float = 240.0) -> list[dict]:
         process = _start_process(options, index, lib)
         _wait_ready(options, process, timeout)
         report.append(_describe(options, f"started in {time.monotonic() - started:.1f}s"))
+    _wait_ring_settled(nodes, timeout)
     return report
+
+
+def _wait_ring_settled(nodes: list[NodeOptions], timeout: float) -> None:
+    """Nodes of one cluster answer CQL before gossip has told them of each other; until then a
+    client sees part of the ring. Wait until each node has logged every peer as UP."""
+    deadline = time.monotonic() + timeout
+    for options in nodes:
+        peers = [peer.address for peer in nodes
+                 if peer.cluster_name == options.cluster_name and peer.address != options.address]
+        log = node_dir(options.address) / "logs" / "system.log"
+        while peers:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            peers = [peer for peer in peers if f"/{peer}:{STORAGE_PORT} is now UP" not in text]
+            if not peers:
+                break
+            if time.monotonic() > deadline:
+                raise LauncherError(f"the node at {options.address} has not seen "
+                                    f"{', '.join(peers)} join its ring within {timeout:.0f}s; "
+                                    f"see {log}")
+            time.sleep(0.25)
 
 
 def _describe(options: NodeOptions, what: str) -> dict:
