@@ -1,0 +1,67 @@
+"""Driver helpers shared by the benchmark programs: connect, count a table, write a result.
+
+Kept apart from ``transforms.connection`` on purpose: the contenders other than the pipeline
+must not borrow the pipeline's code, and the bench's own bookkeeping (filling, truncating,
+counting) should not depend on what is being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+# Murmur3's token space. The lowest token is never assigned to a key, so "> LOWEST" selects all.
+LOWEST_TOKEN, HIGHEST_TOKEN = -(2**63), 2**63 - 1
+COUNT_SLICES = 256
+
+
+def connect(host: str, port: int = 9042, request_timeout: float = 120.0,
+            consistency: int = ConsistencyLevel.LOCAL_QUORUM, protocol_version: int | None = None):
+    """A session on one cluster with token-aware routing and a generous timeout.
+
+    ``protocol_version`` None lets the driver negotiate (v5 with Cassandra 5.0).
+    """
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        request_timeout=request_timeout, consistency_level=consistency)
+    options = {"protocol_version": protocol_version} if protocol_version else {}
+    cluster = Cluster([host], port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                      **options)
+    return cluster.connect()
+
+
+def create_keyspace(session, keyspace: str) -> None:
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+
+
+def count_rows(session, keyspace: str, table: str) -> int:
+    """Rows in a table, counted by the server in token-range slices read at ALL.
+
+    One ``count(*)`` over a whole big table times out; slices of the ring are cheap and
+    together cover it with no gap and no overlap.
+    """
+    metadata = session.cluster.metadata.keyspaces[keyspace].tables[table]
+    key = ", ".join(f'"{column.name}"' for column in metadata.partition_key)
+    statement = session.prepare(f'SELECT count(*) FROM "{keyspace}"."{table}" '
+                                f"WHERE token({key}) > ? AND token({key}) <= ?")
+    statement.consistency_level = ConsistencyLevel.ALL
+    width = HIGHEST_TOKEN - LOWEST_TOKEN
+    bounds = [LOWEST_TOKEN + width * index // COUNT_SLICES for index in range(COUNT_SLICES + 1)]
+    slices = list(zip(bounds, bounds[1:], strict=False))
+    results = execute_concurrent_with_args(session, statement, slices, concurrency=16,
+                                           raise_on_first_error=True)
+    return sum(result.result_or_exc.one()[0] for result in results)
+
+
+def write_result(path: str, **facts) -> None:
+    """The facts a contender reports to ``bench.run`` (its timed seconds, rows written...)."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(facts, handle)
+    os.replace(temporary, path)

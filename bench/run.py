@@ -1,0 +1,554 @@
+"""Benchmark the migration pipeline against a write ceiling and the old script, on one table.
+
+    python -m bench.run --rows 100000 --shape narrow \
+        --best-set MAX_WORKERS=2 --best-set BATCH_MODE=REPLICA_SET \
+        [--best-arg=--direct_running_mode=multi_processing] \
+        [--source-host 127.0.0.1] [--target-host 127.0.0.2] [--output bench/results/NAME.json] \
+        [--skip old_script] [--repeat 2] [--keyspace bench_mine --keep]
+
+It fills ``<keyspace>.events`` on the source with N rows of the chosen shape
+(``tools.sample_data``: narrow = one row per partition, wide = partitions of 1,000 rows,
+kilobyte = one row of about 1 KB per partition), creates the same table on the target, and then
+measures, each in its own subprocess so that peak memory is per contender:
+
+  * ``pipeline_default``: ``python -m pipelines.migrate`` on the DirectRunner, default settings;
+  * ``pipeline_best``: the same with the ``--best-set KEY=VALUE`` settings and ``--best-arg``
+    Beam options (skipped when none are given);
+  * ``write_ceiling``: ``bench.write_ceiling``, the rows already in memory, by each method
+    (prepared, concurrent, batches), each method in its own subprocess; the best one counts;
+  * ``old_script``: ``bench.old_script``, the old script's approach re-created.
+
+The target table is truncated before every run and counted after it: a run that leaves any
+other number of rows than N is reported as failed, whatever its speed. Figures per contender:
+``seconds`` is the contender's own timed work (pipeline: from loading its settings to the end of
+the run, as in its summary, so Beam's start-up is in; old script: from listing partitions to the
+last batch; ceiling: the writes only) and ``rows_per_second`` is N over it; ``wall_seconds`` is
+the whole subprocess including interpreter start-up; ``peak_rss_mib`` the peak of the summed
+resident memory of the subprocess and its children, sampled every 50 ms
+(``largest_process_rss_mib`` is the kernel's exact peak of the largest one). A pipeline run also
+reports ``copy_seconds``, its summary's first-read-to-last-write time. ``other_cpu_seconds`` is
+the CPU time that processes other than the contender and the two Cassandra nodes took during the
+run: when it is large, someone else was using the machine and the timing is suspect.
+
+The keyspace (``bench_<shape>_<rows>_<random>`` unless ``--keyspace``) is dropped at the end
+unless ``--keep``; a kept table with N rows is reused by a later run given the same keyspace.
+Exit code 0 when every run verified N rows, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import yaml
+
+from bench import cluster
+from bench.write_ceiling import METHODS as CEILING_METHODS
+from tools import sample_data
+
+CONTENDERS = ("write_ceiling", "pipeline_default", "pipeline_best", "old_script")
+SHAPES = ("narrow", "wide", "kilobyte")
+TABLE = "events"
+REPOSITORY = Path(__file__).resolve().parent.parent
+POLL_SECONDS = 0.05
+MIB = 1024 * 1024
+# Other processes' CPU time, as a share of one core over the run, that makes a timing suspect.
+DISTURBED_SHARE = 0.15
+
+
+# --------------------------------------------------------------------------- measuring a process
+
+@dataclass
+class Measurement:
+    """How one subprocess went: exit code, wall time, memory and where the CPU time went."""
+
+    returncode: int
+    wall_seconds: float
+    peak_rss_bytes: int
+    largest_process_rss_bytes: int
+    cpu_seconds: float
+    server_cpu_seconds: float | None
+    other_cpu_seconds: float
+    stderr_path: Path
+    timed_out: bool = False
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants, now."""
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            pass
+    return total
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (guest time is in user)."""
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0)
+               for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float | None:
+    try:
+        return sum(sum(process.cpu_times()[:2]) for process in processes)
+    except psutil.Error:
+        return None
+
+
+def server_processes(hosts: list[str], port: int = 9042) -> list[psutil.Process]:
+    """The local processes listening on the clusters' native port (none for remote clusters)."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return []
+    pids = {connection.pid for connection in connections
+            if connection.status == psutil.CONN_LISTEN and connection.pid
+            and connection.laddr.port == port and connection.laddr.ip in hosts}
+    return [psutil.Process(pid) for pid in sorted(pids)]
+
+
+def measure(command: list[str], log_prefix: Path, timeout: float,
+            servers: list[psutil.Process] = (), cwd: Path = REPOSITORY) -> Measurement:
+    """Run ``command`` in ``cwd``; sample its memory until it ends.
+
+    The child leads its own process group, so a timeout stops it and every process it started.
+    ``os.wait4`` gives the kernel's peak RSS of the largest process in the tree and the CPU time
+    of the tree. The machine's busy CPU time less that of the child and of the ``servers``
+    (the Cassandra nodes) is what other processes took meanwhile: a disturbance if it is large.
+    """
+    stdout_path, stderr_path = Path(f"{log_prefix}.stdout"), Path(f"{log_prefix}.stderr")
+    watchers = [psutil.Process(), *servers]  # this process samples; it is no disturbance
+    busy_before, watchers_before = _busy_cpu_seconds(), _cpu_seconds(watchers)
+    servers_before = _cpu_seconds(list(servers))
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr,
+                                 start_new_session=True)
+        tree = psutil.Process(child.pid)
+        peak, timed_out = 0, False
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _tree_rss(tree))
+            if not timed_out and time.perf_counter() - started > timeout:
+                timed_out = True
+                os.killpg(child.pid, signal.SIGKILL)
+            time.sleep(POLL_SECONDS)
+        wall = time.perf_counter() - started
+    busy = _busy_cpu_seconds() - busy_before
+    watchers_after, servers_after = _cpu_seconds(watchers), _cpu_seconds(list(servers))
+    server_cpu = (servers_after - servers_before
+                  if servers and None not in (servers_before, servers_after) else None)
+    watched_cpu = (watchers_after - watchers_before
+                   if None not in (watchers_before, watchers_after) else 0.0)
+    child_cpu = usage.ru_utime + usage.ru_stime
+    child.returncode = os.waitstatus_to_exitcode(status)
+    largest = usage.ru_maxrss * 1024  # kilobytes on Linux
+    return Measurement(child.returncode, wall, max(peak, largest), largest, child_cpu,
+                       server_cpu, max(0.0, busy - child_cpu - watched_cpu),
+                       stderr_path, timed_out)
+
+
+# --------------------------------------------------------------------------- runs and contenders
+
+def _shown(command: list[str]) -> list[str]:
+    """A command as a person would type it: ``python`` rather than the venv's full path."""
+    return ["python" if part == sys.executable else part for part in command]
+
+
+def _child_result(run_dir: Path) -> dict:
+    """The figures a bench program wrote to its result file."""
+    return json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+
+
+def _pipeline_result(run_dir: Path) -> dict:
+    """The figures of a pipeline run, from the SUMMARY_FILE it wrote."""
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    table = summary["tables"][0] if summary["tables"] else {}
+    facts = {"seconds": summary["seconds"], "copy_seconds": table.get("seconds"),
+             "pipeline_status": summary["status"],
+             **{key: table.get(key) for key in ("rows_read", "rows_written", "rows_failed",
+                                                "write_retries", "batch_fallbacks")}}
+    if summary["status"] != "success":
+        facts["error"] = f"the pipeline's summary says {summary['status']}"
+    return facts
+
+
+def _best_of(runs: list[dict]) -> dict:
+    """One contender's figures: its fastest run, flagged failed if any run failed.
+
+    The peak memory is the highest of all runs; with ``--repeat`` every run is listed too.
+    """
+    verified = [run for run in runs if run["ok"]]
+    best = dict(max(verified, key=lambda run: run["rows_per_second"]) if verified else runs[0])
+    best["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    if len(verified) < len(runs):
+        best["ok"] = False
+        best["rows_per_second"] = None
+        best["error"] = next(run["error"] for run in runs if not run["ok"])
+    if len(runs) > 1:
+        keys = ("seconds", "copy_seconds", "wall_seconds", "rows_per_second", "peak_rss_mib",
+                "rows_verified", "ok", "other_cpu_seconds")
+        best["runs"] = [{key: run[key] for key in keys if key in run} for run in runs]
+    return best
+
+
+@dataclass
+class Bench:
+    """What every run needs: the command line's choices, the two sessions, a scratch folder."""
+
+    args: argparse.Namespace
+    keyspace: str
+    source: object
+    target: object
+    workdir: Path
+    servers: list[psutil.Process]
+    pipeline_dir: Path = REPOSITORY
+
+    @property
+    def rows(self) -> int:
+        return self.args.rows
+
+    def run(self, name: str, command_for, result_of, cwd: Path = REPOSITORY) -> dict:
+        """Truncate the target, run one contender once, count the target, report the run.
+
+        ``command_for(run_dir)`` writes what the run needs into its folder and returns the
+        command; ``result_of(run_dir)`` returns the contender's own figures, at least
+        ``seconds`` (its timed work).
+        """
+        self.target.execute(f"TRUNCATE {self.keyspace}.{TABLE}")
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{name.replace('/', '-')}-", dir=self.workdir))
+        command = command_for(run_dir)
+        load = os.getloadavg()[0]
+        measurement = measure(command, run_dir / "process", self.args.timeout, self.servers,
+                              cwd)
+        try:
+            facts = result_of(run_dir)
+        except (OSError, ValueError, KeyError, IndexError) as error:
+            facts = {"error": f"no result ({type(error).__name__}: {error})"}
+        verified = cluster.count_rows(self.target, self.keyspace, TABLE)
+        errors = []
+        if measurement.timed_out:
+            errors.append(f"stopped after {self.args.timeout:.0f}s")
+        elif measurement.returncode != 0:
+            errors.append(f"exit code {measurement.returncode}")
+        if facts.get("error"):
+            errors.append(facts.pop("error"))
+        if verified != self.rows:
+            errors.append(f"the target holds {verified:,} rows, not {self.rows:,}")
+        if errors and measurement.returncode != 0:
+            errors.append("its stderr ends with:\n" + measurement.stderr_tail())
+        seconds = facts.pop("seconds", None)
+        run = {
+            "seconds": round(seconds, 3) if seconds else None,
+            "wall_seconds": round(measurement.wall_seconds, 3),
+            "rows_per_second": round(self.rows / seconds, 1) if seconds and not errors else None,
+            "peak_rss_mib": round(measurement.peak_rss_bytes / MIB, 1),
+            "largest_process_rss_mib": round(measurement.largest_process_rss_bytes / MIB, 1),
+            "rows_verified": verified,
+            "ok": not errors,
+            "cpu_seconds": round(measurement.cpu_seconds, 1),
+            "cassandra_cpu_seconds": (round(measurement.server_cpu_seconds, 1)
+                                      if measurement.server_cpu_seconds is not None else None),
+            "other_cpu_seconds": round(measurement.other_cpu_seconds, 1),
+            "load_average_before": round(load, 2),
+            "command": shlex.join(_shown(command)),
+            **facts,
+        }
+        if errors:
+            run["error"] = "; ".join(errors)
+            run["logs"] = str(run_dir)
+        status = (f"{run['rows_per_second']:,.0f} rows/s" if run["ok"]
+                  else f"FAILED ({run['error'].splitlines()[0]})")
+        disturbed = measurement.other_cpu_seconds > max(1.0, DISTURBED_SHARE
+                                                        * measurement.wall_seconds)
+        print(f"  {name}: {status}, {run['wall_seconds']:.1f}s wall, "
+              f"{run['cpu_seconds']:.1f} CPU-s, peak {run['peak_rss_mib']:,.0f} MiB, "
+              f"{verified:,} rows on the target"
+              + (f"; other processes took {run['other_cpu_seconds']:.1f} CPU-s meanwhile, "
+                 "the timing may be disturbed" if disturbed else ""), flush=True)
+        return run
+
+    def repeated(self, name: str, command_for, result_of, cwd: Path = REPOSITORY) -> dict:
+        return _best_of([self.run(name, command_for, result_of, cwd)
+                         for _ in range(self.args.repeat)])
+
+    def pipeline(self, name: str, overrides: list[str], beam_args: list[str]) -> dict:
+        """``python -m pipelines.migrate`` with a settings file of defaults, plus overrides."""
+
+        def command_for(run_dir: Path) -> list[str]:
+            document = {
+                "SOURCE": {"HOSTS": [self.args.source_host], "KEYSPACE": self.keyspace},
+                "TARGET": {"HOSTS": [self.args.target_host], "KEYSPACE": self.keyspace},
+                "TABLES": [TABLE],
+                "LOG_FILE": str(run_dir / "migrator.log"),
+                "SUMMARY_FILE": str(run_dir / "summary.json"),
+                "FAILED_ROWS_DIR": str(run_dir / "failed_rows"),
+            }
+            settings = run_dir / "migrator_settings.yaml"
+            settings.write_text(yaml.safe_dump(document), encoding="utf-8")
+            command = [sys.executable, "-m", "pipelines.migrate", "--config", str(settings)]
+            for assignment in overrides:
+                command += ["--set", assignment]
+            return command + beam_args
+
+        report = self.repeated(name, command_for, _pipeline_result, self.pipeline_dir)
+        return {**report, "settings": overrides, "beam_args": beam_args}
+
+    def write_ceiling(self) -> dict:
+        """Every method of ``bench.write_ceiling`` in turn; the fastest verified one counts."""
+        methods = {}
+        for method in CEILING_METHODS:
+            def command_for(run_dir: Path, method: str = method) -> list[str]:
+                return [sys.executable, "-m", "bench.write_ceiling",
+                        "--host", self.args.target_host, "--keyspace", self.keyspace,
+                        "--table", TABLE, "--rows", str(self.rows), "--shape", self.args.shape,
+                        "--method", method, "--result", str(run_dir / "result.json")]
+
+            methods[method] = self.repeated(f"write_ceiling/{method}", command_for, _child_result)
+        verified = [method for method, report in methods.items() if report["ok"]]
+        if not verified:
+            return {**methods[CEILING_METHODS[0]], "method": None, "methods": methods}
+        best = max(verified, key=lambda method: methods[method]["rows_per_second"])
+        return {**methods[best], "method": best, "methods": methods}
+
+    def old_script(self) -> dict:
+        def command_for(run_dir: Path) -> list[str]:
+            return [sys.executable, "-m", "bench.old_script",
+                    "--source-host", self.args.source_host,
+                    "--target-host", self.args.target_host, "--keyspace", self.keyspace,
+                    "--table", TABLE, "--batch-size", str(self.args.old_batch_size),
+                    "--result", str(run_dir / "result.json")]
+
+        return self.repeated("old_script", command_for, _child_result)
+
+
+# --------------------------------------------------------------------------- set-up and report
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPOSITORY, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def pipeline_code(revision: str | None, workdir: Path) -> tuple[Path, dict]:
+    """Where the pipeline runs from, and which code that is.
+
+    By default the working tree, whatever it holds; with a revision, ``pipelines`` and
+    ``transforms`` of that commit exported into ``workdir`` (``python -m`` finds them there
+    before the editable install), so that edits in progress cannot change what is measured.
+    """
+    if revision is None:
+        changed = _git("status", "--porcelain", "--", "pipelines", "transforms")
+        return REPOSITORY, {"revision": _git("rev-parse", "HEAD"), "working_tree": True,
+                            "uncommitted_changes": bool(changed)}
+    commit = _git("rev-parse", "--verify", f"{revision}^{{commit}}")
+    directory = workdir / f"code-{commit[:12]}"
+    directory.mkdir()
+    archive = subprocess.run(["git", "archive", commit, "pipelines", "transforms"],
+                             cwd=REPOSITORY, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory, {"revision": commit, "working_tree": False}
+
+
+def prepare_tables(source, target, keyspace: str, rows: int, shape: str) -> dict:
+    """The source table with ``rows`` rows of ``shape`` (reused if it has them), the target's."""
+    for session in (source, target):
+        cluster.create_keyspace(session, keyspace)
+        sample_data.create_table(session, keyspace, TABLE)
+    existing = cluster.count_rows(source, keyspace, TABLE)
+    if existing == rows:
+        print(f"reusing {keyspace}.{TABLE} on the source: it holds {rows:,} rows", flush=True)
+        return {"reused": True}
+    if existing:
+        source.execute(f"TRUNCATE {keyspace}.{TABLE}")
+    print(f"filling {keyspace}.{TABLE} on the source with {rows:,} {shape} rows", flush=True)
+    started = time.perf_counter()
+    sample_data.fill_table(source, keyspace, TABLE, rows, shape)
+    return {"reused": False, "fill_seconds": round(time.perf_counter() - started, 1)}
+
+
+def machine(source, target) -> dict:
+    """The machine and the software the figures were measured with."""
+    import cassandra
+
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    release = "SELECT release_version FROM system.local"
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "apache_beam": importlib.metadata.version("apache-beam"),
+        "cassandra_driver": cassandra.__version__,
+        "cassandra_source": source.execute(release).one()[0],
+        "cassandra_target": target.execute(release).one()[0],
+    }
+
+
+def ratios(contenders: dict) -> dict:
+    """Pipeline rows/s over the ceiling's (a fraction) and over the old script's (a speed-up)."""
+    def speed(name):
+        return (contenders.get(name) or {}).get("rows_per_second")
+
+    result = {}
+    for pipeline in ("pipeline_default", "pipeline_best"):
+        for other in ("write_ceiling", "old_script", "pipeline_default"):
+            if pipeline != other and speed(pipeline) and speed(other):
+                result[f"{pipeline}_to_{other}"] = round(speed(pipeline) / speed(other), 3)
+    return result
+
+
+def format_report(report: dict) -> str:
+    header = ("contender", "rows/s", "seconds", "wall s", "peak RSS MiB", "rows on target",
+              "verified")
+    lines = [header]
+    for name, figures in report["contenders"].items():
+        label = f"{name} ({figures['method']})" if figures.get("method") else name
+        speed = figures["rows_per_second"]
+        lines.append((label, f"{speed:,.0f}" if speed else "-",
+                      f"{figures['seconds']:.1f}" if figures.get("seconds") else "-",
+                      f"{figures['wall_seconds']:.1f}", f"{figures['peak_rss_mib']:,.0f}",
+                      f"{figures['rows_verified']:,}", "yes" if figures["ok"] else "NO"))
+    widths = [max(len(line[index]) for line in lines) for index in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+            for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    text += [f"{name}: {value:.3f}" for name, value in report["ratios"].items()]
+    for name, figures in report["contenders"].items():
+        if not figures["ok"]:
+            text.append(f"{name} FAILED: {figures['error']}")
+    return "\n".join(text)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+        epilog="Beam options for the best run need the = form: --best-arg=--direct_num_workers=2")
+    parser.add_argument("--rows", type=int, required=True, help="rows in the source table")
+    parser.add_argument("--shape", choices=SHAPES, required=True)
+    parser.add_argument("--output", type=Path,
+                        help="JSON file of the figures (default bench/results/SHAPE_ROWS.json)")
+    parser.add_argument("--best-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the best pipeline run (repeatable)")
+    parser.add_argument("--best-arg", action="append", default=[], metavar="BEAM_OPTION",
+                        help="a Beam option of the best pipeline run (repeatable)")
+    parser.add_argument("--skip", action="extend", nargs="+", default=[], choices=CONTENDERS,
+                        help="contenders not to run")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per contender; the fastest counts (default 1)")
+    parser.add_argument("--old-batch-size", type=int, default=50,
+                        help="rows per batch of the old script (default 50, as it had; "
+                             "50 rows of 1 KB exceed Cassandra's 50 KiB batch limit)")
+    parser.add_argument("--source-host", default="127.0.0.1")
+    parser.add_argument("--target-host", default="127.0.0.2")
+    parser.add_argument("--keyspace", help="default bench_<shape>_<rows>_<random>")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the keyspace (a later run with --keyspace reuses the table)")
+    parser.add_argument("--pipeline-revision", metavar="GIT_REVISION",
+                        help="measure the pipeline of this commit (default: the working tree)")
+    parser.add_argument("--timeout", type=float, default=7200.0,
+                        help="seconds one run may take before it is stopped (default 7200)")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.repeat < 1:
+        parser.error("--rows and --repeat must be at least 1")
+    for assignment in args.best_set:
+        if "=" not in assignment:
+            parser.error(f"--best-set {assignment}: expected KEY=VALUE")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    keyspace = args.keyspace or f"bench_{args.shape}_{args.rows}_{uuid.uuid4().hex[:6]}"
+    output = args.output or REPOSITORY / "bench" / "results" / f"{args.shape}_{args.rows}.json"
+    source = cluster.connect(args.source_host)
+    target = cluster.connect(args.target_host)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    pipeline_dir, code = pipeline_code(args.pipeline_revision, workdir)
+    contenders: dict[str, dict] = {}
+    skipped = {name: "--skip" for name in args.skip}
+    if not (args.best_set or args.best_arg) and "pipeline_best" not in skipped:
+        skipped["pipeline_best"] = "no --best-set or --best-arg given"
+    try:
+        source_facts = prepare_tables(source, target, keyspace, args.rows, args.shape)
+        servers = server_processes([args.source_host, args.target_host])
+        bench = Bench(args, keyspace, source, target, workdir, servers, pipeline_dir)
+        for name in CONTENDERS:
+            if name in skipped:
+                continue
+            print(f"{name}:", flush=True)
+            if name == "write_ceiling":
+                contenders[name] = bench.write_ceiling()
+            elif name == "old_script":
+                contenders[name] = bench.old_script()
+            elif name == "pipeline_default":
+                contenders[name] = bench.pipeline(name, [], [])
+            else:
+                contenders[name] = bench.pipeline(name, args.best_set, args.best_arg)
+        report = {
+            "command": shlex.join(["python", "-m", "bench.run", *argv]),
+            "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "machine": machine(source, target),
+            "pipeline_code": code,
+            "rows": args.rows,
+            "shape": args.shape,
+            "keyspace": keyspace,
+            "source_host": args.source_host,
+            "target_host": args.target_host,
+            "source_table": source_facts,
+            "contenders": contenders,
+            "ratios": ratios(contenders),
+            "skipped": skipped,
+        }
+    finally:
+        if not args.keep:
+            for session in (source, target):
+                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        source.cluster.shutdown()
+        target.cluster.shutdown()
+    print(format_report(report))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"figures written to {output}")
+    failed = [name for name, figures in contenders.items() if not figures["ok"]]
+    if failed:
+        print(f"the logs of the failed runs are kept under {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
