@@ -31,14 +31,26 @@ def configure(log_file: str | None, level: str = "INFO") -> None:
     root.setLevel(level)
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    driver = logging.getLogger("cassandra.cluster")
-    if not any(isinstance(f, _ProtocolNegotiationFilter) for f in driver.filters):
-        driver.addFilter(_ProtocolNegotiationFilter())
+    for name, expected in (("cassandra.cluster", _PROTOCOL_NEGOTIATION),
+                           ("cassandra.protocol", _BATCH_WARNINGS)):
+        driver = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedDriverMessages) for f in driver.filters):
+            driver.addFilter(_ExpectedDriverMessages(expected))
 
 
-class _ProtocolNegotiationFilter(logging.Filter):
-    """The driver warns each time it negotiates the protocol down to what the server speaks;
-    that is expected with any server older than the driver, and says nothing to act on."""
+# The driver warns each time it negotiates the protocol down to what the server speaks; that is
+# expected with any server older than the driver, and says nothing to act on.
+_PROTOCOL_NEGOTIATION = ("Downgrading core protocol version",)
+# The server's warnings on every replica-set batch (BATCH_MODE REPLICA_SET batches rows of
+# several partitions that share their replicas, by design, within MAX_BATCH_BYTES); the driver
+# would log one per batch. Cassandra still logs them on its side (see the README's tuning).
+_BATCH_WARNINGS = ("Server warning: Unlogged batch covering", "Server warning: Batch for [")
+
+
+class _ExpectedDriverMessages(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self._prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Downgrading core protocol version")
+        return not record.getMessage().startswith(self._prefixes)
