@@ -3,6 +3,8 @@ migration from it reads every row exactly once."""
 
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -24,6 +26,13 @@ def ring():
     connection = CassandraConnection(tuple(node.address for node in nodes))
     cluster = connection.new_cluster()
     session = cluster.connect()
+    # The nodes' system.peers tables can lag the gossip the launcher waited for: wait until a
+    # client sees the whole ring before anything depends on it.
+    deadline = time.monotonic() + 120
+    while len(cluster.metadata.token_map.ring) < 3 or len(cluster.metadata.all_hosts()) < 3:
+        assert time.monotonic() < deadline, "the driver never saw all three nodes"
+        time.sleep(1)
+        cluster.refresh_nodes()
     yield connection, session
     cluster.shutdown()
     if started:
