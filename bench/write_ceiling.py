@@ -9,7 +9,9 @@ into UNSET as the pipeline does. Only the writing is timed, by one of three meth
   * ``concurrent``: the driver's ``execute_concurrent_with_args``;
   * ``batches``: rows grouped by replica set into UNLOGGED batches of at most ``batch_rows``
     rows and ``batch_bytes`` bytes (Cassandra refuses a multi-partition batch over 50 KiB),
-    sent with ``execute_concurrent``.
+    sent like ``prepared``.
+``prepared`` and ``batches`` send a request again when the driver refuses it as busy (Cassandra
+5 stops reading a connection that has too many bytes in flight); the count is reported.
 
     python -m bench.write_ceiling --host 127.0.0.2 --keyspace ks --table events \
         --rows 100000 --shape narrow --method batches --result result.json
@@ -18,13 +20,16 @@ into UNSET as the pipeline does. Only the writing is timed, by one of three meth
 from __future__ import annotations
 
 import argparse
+import collections
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from cassandra import ConsistencyLevel
-from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.cluster import NoHostAvailable
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.connection import ConnectionBusy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from bench.cluster import connect, write_result
@@ -35,6 +40,7 @@ CONCURRENCY = 128
 BATCH_ROWS = 50
 BATCH_BYTES = 40_000
 PROTOCOL_VERSION = 0
+BUSY_PAUSE_SECONDS = 0.005
 
 
 def load_rows(rows: int, shape: str) -> list[tuple]:
@@ -43,35 +49,69 @@ def load_rows(rows: int, shape: str) -> list[tuple]:
             for row in generate_rows(rows, shape)]
 
 
-def write_prepared(session, insert, rows: list[tuple], concurrency: int) -> None:
-    """One request per row, at most ``concurrency`` in flight."""
+def _is_busy(error: BaseException) -> bool:
+    """The driver refused to send because the server stopped reading (it is busy): retry."""
+    if isinstance(error, NoHostAvailable) and error.errors:
+        return all(isinstance(cause, ConnectionBusy) for cause in error.errors.values())
+    return isinstance(error, ConnectionBusy)
+
+
+def write_windowed(session, statements: Iterable, concurrency: int) -> int:
+    """Send ``statements`` with at most ``concurrency`` in flight; return how many were resent.
+
+    A statement refused as busy (Cassandra 5 pushes back when too many bytes are in flight)
+    is sent again after a short pause; any other error stops the writing and is raised.
+    """
     slots = threading.Semaphore(concurrency)
+    busy: collections.deque = collections.deque()
     errors: list[BaseException] = []
 
-    def done(_result) -> None:
+    def failed(error: BaseException, statement) -> None:
+        if _is_busy(error):
+            busy.append(statement)
+        else:
+            errors.append(error)
         slots.release()
 
-    def failed(error: BaseException) -> None:
-        errors.append(error)
-        slots.release()
-
-    for row in rows:
-        slots.acquire()
-        if errors:
+    def wait_for_all() -> None:
+        for _ in range(concurrency):
+            slots.acquire()
+        for _ in range(concurrency):
             slots.release()
-            break
-        session.execute_async(insert.bind(row)).add_callbacks(done, failed)
-    for _ in range(concurrency):
+
+    pending, resent = iter(statements), 0
+    while not errors:
         slots.acquire()
+        if busy:
+            time.sleep(BUSY_PAUSE_SECONDS)
+            statement, resent = busy.popleft(), resent + 1
+        else:
+            statement = next(pending, None)
+            if statement is None:
+                slots.release()
+                wait_for_all()
+                if busy:
+                    continue
+                break
+        future = session.execute_async(statement)
+        future.add_callbacks(lambda _result: slots.release(), failed, errback_args=(statement,))
+    wait_for_all()
     if errors:
         raise errors[0]
+    return resent
 
 
-def write_concurrent(session, insert, rows: list[tuple], concurrency: int) -> None:
-    """The driver's own helper, results streamed rather than collected."""
+def write_prepared(session, insert, rows: list[tuple], concurrency: int) -> int:
+    """One request per row, at most ``concurrency`` in flight."""
+    return write_windowed(session, (insert.bind(row) for row in rows), concurrency)
+
+
+def write_concurrent(session, insert, rows: list[tuple], concurrency: int) -> int:
+    """The driver's own helper, results streamed rather than collected (it resends nothing)."""
     for _ in execute_concurrent_with_args(session, insert, rows, concurrency=concurrency,
                                           raise_on_first_error=True, results_generator=True):
         pass
+    return 0
 
 
 def _row_bytes(row: tuple) -> int:
@@ -80,8 +120,8 @@ def _row_bytes(row: tuple) -> int:
 
 
 def replica_batches(session, keyspace: str, insert, rows: list[tuple], batch_rows: int,
-                    batch_bytes: int) -> Iterator[tuple[BatchStatement, None]]:
-    """UNLOGGED batches of rows that share a replica set, as (statement, parameters) pairs."""
+                    batch_bytes: int) -> Iterator[BatchStatement]:
+    """UNLOGGED batches of rows that share a replica set."""
     token_map = session.cluster.metadata.token_map
     groups: dict[frozenset, tuple[BatchStatement, list[int]]] = {}
     for row in rows:
@@ -91,7 +131,7 @@ def replica_batches(session, keyspace: str, insert, rows: list[tuple], batch_row
         batch, size = groups.get(replicas, (None, [0]))
         row_bytes = _row_bytes(row)
         if batch is not None and (len(batch) >= batch_rows or size[0] + row_bytes > batch_bytes):
-            yield batch, None
+            yield batch
             batch = None
         if batch is None:
             batch, size = BatchStatement(batch_type=BatchType.UNLOGGED,
@@ -101,15 +141,14 @@ def replica_batches(session, keyspace: str, insert, rows: list[tuple], batch_row
         size[0] += row_bytes
     for batch, _ in groups.values():
         if len(batch):
-            yield batch, None
+            yield batch
 
 
 def write_batches(session, keyspace: str, insert, rows: list[tuple], concurrency: int,
-                  batch_rows: int, batch_bytes: int) -> None:
-    batches = replica_batches(session, keyspace, insert, rows, batch_rows, batch_bytes)
-    for _ in execute_concurrent(session, batches, concurrency=concurrency,
-                                raise_on_first_error=True, results_generator=True):
-        pass
+                  batch_rows: int, batch_bytes: int) -> int:
+    """Replica-set batches, at most ``concurrency`` in flight; return how many were resent."""
+    return write_windowed(session, replica_batches(session, keyspace, insert, rows, batch_rows,
+                                                   batch_bytes), concurrency)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,15 +175,16 @@ def main(argv: list[str] | None = None) -> None:
     insert.consistency_level = ConsistencyLevel.QUORUM
     started = time.perf_counter()
     if args.method == "prepared":
-        write_prepared(session, insert, rows, args.concurrency)
+        resent = write_prepared(session, insert, rows, args.concurrency)
     elif args.method == "concurrent":
-        write_concurrent(session, insert, rows, args.concurrency)
+        resent = write_concurrent(session, insert, rows, args.concurrency)
     else:
-        write_batches(session, args.keyspace, insert, rows, args.concurrency, args.batch_rows,
-                      args.batch_bytes)
+        resent = write_batches(session, args.keyspace, insert, rows, args.concurrency,
+                               args.batch_rows, args.batch_bytes)
     seconds = time.perf_counter() - started
     write_result(args.result, seconds=seconds, rows_written=len(rows), method=args.method,
-                 concurrency=args.concurrency, protocol_version=session.cluster.protocol_version,
+                 concurrency=args.concurrency, resent_when_busy=resent,
+                 protocol_version=session.cluster.protocol_version,
                  **({"batch_rows": args.batch_rows, "batch_bytes": args.batch_bytes}
                     if args.method == "batches" else {}))
     session.cluster.shutdown()
