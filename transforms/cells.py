@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cassandra.query import UNSET_VALUE
+
 WRITETIME_PREFIX = "writetime("
 TTL_PREFIX = "ttl("
 
@@ -83,3 +85,52 @@ def cell_groups(row: Mapping, key_columns: tuple[str, ...], *, keep_writetime: b
     if not groups:
         return [(keys, None, None)]
     return [({**keys, **cells}, writetime, ttl) for (writetime, ttl), cells in groups.items()]
+
+
+class RowLayout:
+    """The columns of rows that share one key order (every row of one reader does), worked out
+    once so that a row whose cells share one writetime and TTL, the usual case, becomes one
+    INSERT without grouping its cells one by one.
+
+    ``columns`` are the data columns in row order; ``uniform(row)`` gives the values to bind
+    for them (UNSET for nulls, so no tombstones), the writetime and the TTL, or None when the
+    row needs ``cell_groups``: its cells differ in writetime or TTL, or a key column is null."""
+
+    def __init__(self, keys: tuple[str, ...], key_columns: tuple[str, ...], *,
+                 keep_writetime: bool, keep_ttl: bool):
+        present = set(keys)
+        self.columns = tuple(name for name in keys if not is_metadata_key(name))
+        self._keys = tuple(index for index, name in enumerate(self.columns)
+                           if name in key_columns)
+        self._regular = tuple(
+            (index,
+             writetime_key(name) if keep_writetime and writetime_key(name) in present else None,
+             ttl_key(name) if keep_ttl and ttl_key(name) in present else None)
+            for index, name in enumerate(self.columns) if name not in key_columns)
+
+    def uniform(self, row: Mapping) -> tuple[list, int | None, int | None] | None:
+        values = [row[name] for name in self.columns]
+        for index in self._keys:
+            if values[index] is None:
+                return None
+        unseen = writetime = ttl = _UNSEEN
+        for index, writetime_name, ttl_name in self._regular:
+            if values[index] is None:
+                continue
+            if writetime_name is not None:
+                cell_writetime = _newest(row[writetime_name])
+                if writetime is unseen:
+                    writetime = cell_writetime
+                elif cell_writetime != writetime:
+                    return None
+            if ttl_name is not None:
+                cell_ttl = _longest(row[ttl_name])
+                if ttl is unseen:
+                    ttl = cell_ttl
+                elif cell_ttl != ttl:
+                    return None
+        return ([UNSET_VALUE if value is None else value for value in values],
+                None if writetime is unseen else writetime, None if ttl is unseen else ttl)
+
+
+_UNSEEN = object()

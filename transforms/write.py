@@ -39,7 +39,7 @@ import apache_beam as beam
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms import retry
-from transforms.cells import cell_groups, writetime_key
+from transforms.cells import RowLayout, cell_groups, writetime_key
 from transforms.connection import CassandraConnection
 from transforms.cql import insert_statement, quote, select_statement
 from transforms.row_writer import RowWriterFn, write_in_bundles
@@ -97,6 +97,7 @@ class _WriteRowsFn(RowWriterFn):
                 [f"maxwritetime({quote(name)})" for name in self._list_columns],
                 " AND ".join(f"{quote(name)} = ?" for name in self._key_columns), quoted=True))
         self._prepared: dict[tuple[str, ...], object] = {}
+        self._layouts: dict[tuple[str, ...], RowLayout] = {}
 
     def start_bundle(self):
         super().start_bundle()
@@ -134,6 +135,18 @@ class _WriteRowsFn(RowWriterFn):
                 columns = tuple(row)
             return [self._prepared_insert(columns, False, False).bind(
                 [UNSET_VALUE if value is None else value for value in row.values()])]
+        keys = tuple(row)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layouts[keys] = RowLayout(
+                keys, self._key_columns, keep_writetime=self._preserve_writetime,
+                keep_ttl=self._preserve_ttl)
+        uniform = layout.uniform(row)
+        if uniform is not None:
+            values, writetime, ttl = uniform
+            values += [value for value in (writetime, ttl) if value is not None]
+            return [self._prepared_insert(layout.columns, writetime is not None,
+                                          ttl is not None).bind(values)]
         statements = []
         for cells, writetime, ttl in cell_groups(row, self._key_columns,
                                                  keep_writetime=self._preserve_writetime,
