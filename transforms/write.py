@@ -39,6 +39,7 @@ import apache_beam as beam
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms import retry
+from transforms.binding import Binder
 from transforms.cells import RowLayout, cell_groups, writetime_key
 from transforms.connection import CassandraConnection
 from transforms.cql import insert_statement, quote, select_statement
@@ -96,7 +97,7 @@ class _WriteRowsFn(RowWriterFn):
                 self._keyspace, self._table,
                 [f"maxwritetime({quote(name)})" for name in self._list_columns],
                 " AND ".join(f"{quote(name)} = ?" for name in self._key_columns), quoted=True))
-        self._prepared: dict[tuple[str, ...], object] = {}
+        self._prepared: dict[tuple, Binder] = {}
         self._layouts: dict[tuple[str, ...], RowLayout] = {}
 
     def start_bundle(self):
@@ -115,14 +116,13 @@ class _WriteRowsFn(RowWriterFn):
 
     # ----------------------------------------------------------------- statements
 
-    def _prepared_insert(self, columns: tuple[str, ...], timestamp: bool, ttl: bool):
+    def _prepared_insert(self, columns: tuple[str, ...], timestamp: bool, ttl: bool) -> Binder:
         key = (columns, timestamp, ttl)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self._session.prepare(insert_statement(
-                self._keyspace, self._table, columns, timestamp=timestamp, ttl=ttl))
-            self._prepared[key] = prepared
-        return prepared
+        binder = self._prepared.get(key)
+        if binder is None:
+            binder = self._prepared[key] = Binder(self._session.prepare(insert_statement(
+                self._keyspace, self._table, columns, timestamp=timestamp, ttl=ttl)))
+        return binder
 
     def _row_statements(self, row: Mapping) -> list:
         """The bound INSERTs that write one row (more than one when its cells differ in
