@@ -75,7 +75,7 @@ from collections.abc import Mapping
 import apache_beam as beam
 
 from transforms import retry
-from transforms.connection import CassandraConnection
+from transforms.connection import CassandraConnection, finished
 from transforms.cql import quote, select_statement, table_name
 from transforms.row_writer import RowWriterFn, write_in_bundles
 
@@ -262,7 +262,7 @@ class _WriteCountersFn(RowWriterFn):
     def _advance(self, unit: _Unit):
         """Take the next step of a unit whose request is the oldest: UPDATE after read, or done."""
         try:
-            result = unit.future.result()
+            result = finished(unit.future)
         except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
             self._retry(unit, error)
             return

@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 from cassandra.protocol import _ProtocolHandler
 
 from transforms import cells, retry, token_ranges
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms.connection import CassandraConnection, finished, shared_sessions
 from transforms.cql import quote, select_statement
 from transforms.values import register_user_types
 
@@ -206,7 +206,7 @@ class _ReadWorkItemFn(beam.DoFn):
 
     def _page_outcome(self, future, statement, parameters, paging_state, item):
         try:
-            return retry.Outcome(result=future.result(), attempts=1)
+            return retry.Outcome(result=finished(future), attempts=1)
         except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
             first_error = error
 

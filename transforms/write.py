@@ -41,7 +41,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 from transforms import retry
 from transforms.binding import Binder
 from transforms.cells import RowLayout, cell_groups, writetime_key
-from transforms.connection import CassandraConnection
+from transforms.connection import CassandraConnection, finished
 from transforms.cql import insert_statement, quote, select_statement
 from transforms.row_writer import RowWriterFn, write_in_bundles
 
@@ -266,7 +266,7 @@ class _WriteRowsFn(RowWriterFn):
     def _outcome(self, request: _Request) -> retry.Outcome:
         """Wait for a request; retry it synchronously if it failed."""
         try:
-            request.future.result()
+            finished(request.future)
             return retry.Outcome(attempts=1, consistency=self._policy.consistency)
         except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
             first_error = error
