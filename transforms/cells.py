@@ -109,13 +109,14 @@ class RowLayout:
             for index, name in enumerate(self.columns) if name not in key_columns)
 
     def uniform(self, row: Mapping) -> tuple[list, int | None, int | None] | None:
-        values = [row[name] for name in self.columns]
+        values = [UNSET_VALUE if (value := row[name]) is None else value
+                  for name in self.columns]
         for index in self._keys:
-            if values[index] is None:
+            if values[index] is UNSET_VALUE:
                 return None
         unseen = writetime = ttl = _UNSEEN
         for index, writetime_name, ttl_name in self._regular:
-            if values[index] is None:
+            if values[index] is UNSET_VALUE:
                 continue
             if writetime_name is not None:
                 cell_writetime = _newest(row[writetime_name])
@@ -129,8 +130,8 @@ class RowLayout:
                     ttl = cell_ttl
                 elif cell_ttl != ttl:
                     return None
-        return ([UNSET_VALUE if value is None else value for value in values],
-                None if writetime is unseen else writetime, None if ttl is unseen else ttl)
+        return (values, None if writetime is unseen else writetime,
+                None if ttl is unseen else ttl)
 
 
 _UNSEEN = object()
