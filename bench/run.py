@@ -63,7 +63,7 @@ from bench import cluster
 from bench.write_ceiling import METHODS as CEILING_METHODS
 from tools import sample_data
 
-CONTENDERS = ("write_ceiling", "pipeline_default", "pipeline_best", "old_script")
+CONTENDERS = ("write_ceiling", "read_floor", "pipeline_default", "pipeline_best", "old_script")
 SHAPES = ("narrow", "wide", "kilobyte")
 TABLE = "events"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -239,12 +239,14 @@ class Bench:
     def rows(self) -> int:
         return self.args.rows
 
-    def run(self, name: str, command_for, result_of, cwd: Path = REPOSITORY) -> dict:
+    def run(self, name: str, command_for, result_of, cwd: Path = REPOSITORY,
+            counted=None) -> dict:
         """Truncate the target, run one contender once, count the target, report the run.
 
         ``command_for(run_dir)`` writes what the run needs into its folder and returns the
         command; ``result_of(run_dir)`` returns the contender's own figures, at least
-        ``seconds`` (its timed work).
+        ``seconds`` (its timed work). A contender that only reads gives ``counted(facts)``,
+        the rows it reports, to check instead of the target.
         """
         self.target.execute(f"TRUNCATE {self.keyspace}.{TABLE}")
         run_dir = Path(tempfile.mkdtemp(prefix=f"{name.replace('/', '-')}-", dir=self.workdir))
@@ -256,7 +258,8 @@ class Bench:
             facts = result_of(run_dir)
         except (OSError, ValueError, KeyError, IndexError) as error:
             facts = {"error": f"no result ({type(error).__name__}: {error})"}
-        verified = cluster.count_rows(self.target, self.keyspace, TABLE)
+        verified = (counted(facts) if counted is not None
+                    else cluster.count_rows(self.target, self.keyspace, TABLE))
         errors = []
         if measurement.timed_out:
             errors.append(f"stopped after {self.args.timeout:.0f}s")
@@ -265,7 +268,8 @@ class Bench:
         if facts.get("error"):
             errors.append(facts.pop("error"))
         if verified != self.rows:
-            errors.append(f"the target holds {verified:,} rows, not {self.rows:,}")
+            errors.append(f"{'it read' if counted else 'the target holds'} {verified or 0:,} "
+                          f"rows, not {self.rows:,}")
         if errors and measurement.returncode != 0:
             errors.append("its stderr ends with:\n" + measurement.stderr_tail())
         seconds = facts.pop("seconds", None)
@@ -300,8 +304,9 @@ class Bench:
                  "the timing may be disturbed" if disturbed else ""), flush=True)
         return run
 
-    def repeated(self, name: str, command_for, result_of, cwd: Path = REPOSITORY) -> dict:
-        return _best_of([self.run(name, command_for, result_of, cwd)
+    def repeated(self, name: str, command_for, result_of, cwd: Path = REPOSITORY,
+                 counted=None) -> dict:
+        return _best_of([self.run(name, command_for, result_of, cwd, counted)
                          for _ in range(self.args.repeat)])
 
     def pipeline(self, name: str, overrides: list[str], beam_args: list[str]) -> dict:
@@ -329,7 +334,7 @@ class Bench:
     def write_ceiling(self) -> dict:
         """Every method of ``bench.write_ceiling`` in turn; the fastest verified one counts."""
         methods = {}
-        for method in CEILING_METHODS:
+        for method in self.args.ceiling_methods:
             def command_for(run_dir: Path, method: str = method) -> list[str]:
                 return [sys.executable, "-m", "bench.write_ceiling",
                         "--host", self.args.target_host, "--keyspace", self.keyspace,
@@ -339,9 +344,21 @@ class Bench:
             methods[method] = self.repeated(f"write_ceiling/{method}", command_for, _child_result)
         verified = [method for method, report in methods.items() if report["ok"]]
         if not verified:
-            return {**methods[CEILING_METHODS[0]], "method": None, "methods": methods}
+            return {**methods[self.args.ceiling_methods[0]], "method": None, "methods": methods}
         best = max(verified, key=lambda method: methods[method]["rows_per_second"])
         return {**methods[best], "method": best, "methods": methods}
+
+    def read_floor(self) -> dict:
+        """``bench.read_floor``: the source read as the pipeline must read it (the default
+        FETCH_BATCH_SIZE, writetimes and TTLs), rows discarded."""
+
+        def command_for(run_dir: Path) -> list[str]:
+            return [sys.executable, "-m", "bench.read_floor", "--host", self.args.source_host,
+                    "--keyspace", self.keyspace, "--table", TABLE,
+                    "--result", str(run_dir / "result.json")]
+
+        return self.repeated("read_floor", command_for, _child_result,
+                             counted=lambda facts: facts.get("rows_read"))
 
     def old_script(self) -> dict:
         def command_for(run_dir: Path) -> list[str]:
@@ -419,14 +436,35 @@ def machine(source, target) -> dict:
     }
 
 
-def ratios(contenders: dict) -> dict:
-    """Pipeline rows/s over the ceiling's (a fraction) and over the old script's (a speed-up)."""
+def copy_bound(contenders: dict, rows: int, cores: int) -> dict | None:
+    """The rows/s of a copier that did no more work than the write ceiling's writing plus the
+    read floor's reading (their own CPU seconds while timed, and the Cassandra nodes'), spread
+    perfectly over the machine's cores. The nodes' CPU seconds are taken over each whole
+    subprocess, so the bound is a little low rather than high."""
+    ceiling, floor = contenders.get("write_ceiling"), contenders.get("read_floor")
+    if not (ceiling and floor and ceiling["ok"] and floor["ok"]):
+        return None
+    parts = {"write_client": ceiling.get("cpu_seconds_timed"),
+             "write_cassandra": ceiling.get("cassandra_cpu_seconds"),
+             "read_client": floor.get("cpu_seconds_timed"),
+             "read_cassandra": floor.get("cassandra_cpu_seconds")}
+    if any(value is None for value in parts.values()):
+        return None
+    cpu_seconds = round(sum(parts.values()), 3)
+    return {"cpu_seconds": {**parts, "total": cpu_seconds}, "cores": cores,
+            "rows_per_second": round(rows / (cpu_seconds / cores), 1)}
+
+
+def ratios(contenders: dict, bound: dict | None = None) -> dict:
+    """Pipeline rows/s over the ceiling's and the copy bound's (fractions) and over the old
+    script's (a speed-up)."""
     def speed(name):
-        return (contenders.get(name) or {}).get("rows_per_second")
+        figures = bound if name == "copy_bound" else contenders.get(name)
+        return (figures or {}).get("rows_per_second")
 
     result = {}
     for pipeline in ("pipeline_default", "pipeline_best"):
-        for other in ("write_ceiling", "old_script", "pipeline_default"):
+        for other in ("write_ceiling", "copy_bound", "old_script", "pipeline_default"):
             if pipeline != other and speed(pipeline) and speed(other):
                 result[f"{pipeline}_to_{other}"] = round(speed(pipeline) / speed(other), 3)
     return result
@@ -447,6 +485,11 @@ def format_report(report: dict) -> str:
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
             for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
+    bound = report.get("copy_bound")
+    if bound:
+        text.append(f"copy bound: {bound['rows_per_second']:,.0f} rows/s "
+                    f"({bound['cpu_seconds']['total']:.1f} CPU-s of writing and reading "
+                    f"over {bound['cores']} cores)")
     text += [f"{name}: {value:.3f}" for name, value in report["ratios"].items()]
     for name, figures in report["contenders"].items():
         if not figures["ok"]:
@@ -474,6 +517,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="contenders not to run")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per contender; the fastest counts (default 1)")
+    parser.add_argument("--ceiling-methods", nargs="+", choices=CEILING_METHODS,
+                        default=list(CEILING_METHODS),
+                        help="the write ceiling's methods to run (default: all; the best counts)")
     parser.add_argument("--old-batch-size", type=int, default=50,
                         help="rows per batch of the old script (default 50, as it had; "
                              "50 rows of 1 KB exceed Cassandra's 50 KiB batch limit)")
@@ -521,10 +567,13 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[name] = bench.write_ceiling()
             elif name == "old_script":
                 contenders[name] = bench.old_script()
+            elif name == "read_floor":
+                contenders[name] = bench.read_floor()
             elif name == "pipeline_default":
                 contenders[name] = bench.pipeline(name, [], [])
             else:
                 contenders[name] = bench.pipeline(name, args.best_set, args.best_arg)
+        bound = copy_bound(contenders, args.rows, os.cpu_count() or 1)
         report = {
             "command": shlex.join(["python", "-m", "bench.run", *argv]),
             "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -538,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             "target_host": args.target_host,
             "source_table": source_facts,
             "contenders": contenders,
-            "ratios": ratios(contenders),
+            "copy_bound": bound,
+            "ratios": ratios(contenders, bound),
             "skipped": skipped,
         }
     finally:

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     insert = session.prepare(f"INSERT INTO {args.keyspace}.{args.table} ({', '.join(COLUMNS)}) "
                              f"VALUES ({', '.join('?' for _ in COLUMNS)})")
     insert.consistency_level = ConsistencyLevel.QUORUM
-    started = time.perf_counter()
+    cpu_started, started = time.process_time(), time.perf_counter()
     if args.method == "prepared":
         resent = write_prepared(session, insert, rows, args.concurrency)
     elif args.method == "concurrent":
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                                args.batch_rows, args.batch_bytes)
     seconds = time.perf_counter() - started
     write_result(args.result, seconds=seconds, rows_written=len(rows), method=args.method,
+                 cpu_seconds_timed=round(time.process_time() - cpu_started, 3),
                  concurrency=args.concurrency, resent_when_busy=resent,
                  protocol_version=session.cluster.protocol_version,
                  **({"batch_rows": args.batch_rows, "batch_bytes": args.batch_bytes}

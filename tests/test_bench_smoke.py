@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPOSITORY = Path(__file__).resolve().parent.parent
-CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "old_script")
+CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "read_floor", "old_script")
 ROWS = 2_000
 
 
@@ -37,9 +39,15 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
                                                                      "batches"}
     for name in ("pipeline_default", "pipeline_best"):
         assert report["contenders"][name]["rows_written"] == ROWS
+    assert report["contenders"]["read_floor"]["rows_read"] == ROWS
+    bound = report["copy_bound"]
+    assert bound["cpu_seconds"]["total"] == pytest.approx(sum(
+        value for name, value in bound["cpu_seconds"].items() if name != "total"), abs=0.01)
+    assert bound["rows_per_second"] == pytest.approx(
+        ROWS / (bound["cpu_seconds"]["total"] / bound["cores"]), rel=0.01)
     assert {"pipeline_default_to_write_ceiling", "pipeline_default_to_old_script",
-            "pipeline_best_to_write_ceiling", "pipeline_best_to_old_script"} <= set(
-        report["ratios"])
+            "pipeline_default_to_copy_bound", "pipeline_best_to_write_ceiling",
+            "pipeline_best_to_old_script"} <= set(report["ratios"])
     for session in (source_session, target_session):
         assert not list(session.execute(
             "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
