@@ -3,6 +3,7 @@ migration from it reads every row exactly once."""
 
 from __future__ import annotations
 
+import struct
 import time
 
 import apache_beam as beam
@@ -15,6 +16,7 @@ from tests.helpers import rows_of, run_migration, write_settings
 from tools import local_cassandra, sample_data
 from transforms import CassandraConnection, ReadFromCassandra
 from transforms.read import _GenerateWorkItemsFn
+from transforms.write import _ReplicaSets
 
 
 @pytest.fixture(scope="module")
@@ -80,5 +82,23 @@ def test_migration_from_a_three_node_cluster(ring, tmp_path, keyspace, cassandra
             keys = read.rows | beam.Map(lambda row: (row["account_id"], row["seq"]))
             assert_that(keys, equal_to([row[:2] for row in rows_of(
                 session, keyspace, "events", ("account_id", "seq"))]))
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_replica_sets_of_routing_keys_are_the_drivers(ring, keyspace):
+    _, session = ring
+    create_keyspace(session, keyspace, replication_factor=2)
+    try:
+        token_map = session.cluster.metadata.token_map
+        replica_sets = _ReplicaSets(token_map, keyspace)
+        keys = [struct.pack(">i", number) for number in range(-1000, 1000)] + [b"", b"\0" * 16]
+        seen = set()
+        for key in keys:
+            expected = frozenset(token_map.get_replicas(keyspace,
+                                                        token_map.token_class.from_key(key)))
+            assert replica_sets.of(key) == expected, key
+            seen.add(expected)
+        assert len(seen) == 3 and all(len(hosts) == 2 for hosts in seen)
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

@@ -30,12 +30,14 @@ UNSET, so a copy creates no tombstones.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import enum
 import logging
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
+from cassandra.metadata import Murmur3Token
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms import retry
@@ -68,6 +70,32 @@ class _Request:
         self.future = future
 
 
+class _ReplicaSets:
+    """The replicas of a routing key, as a hashable set to group rows by.
+
+    With Murmur3 (Cassandra's default partitioner) the ring's tokens are kept as plain integers
+    with the replica set of each, so a lookup is one hash and one C bisect; the driver's own
+    lookup bisects Token objects compared in Python (measured 2.0 against 0.5 µs a row). Other
+    partitioners use the driver's lookup. Like the driver's token map, it is a snapshot: after
+    a topology change a batch may span replica sets, which costs speed, never correctness."""
+
+    def __init__(self, token_map, keyspace: str):
+        self._token_map = token_map
+        self._keyspace = keyspace
+        self._tokens: list[int] = []
+        if token_map is not None and token_map.token_class is Murmur3Token and token_map.ring:
+            self._tokens = [token.value for token in token_map.ring]
+            self._replicas = [frozenset(token_map.get_replicas(keyspace, token))
+                              for token in token_map.ring]
+
+    def of(self, routing_key: bytes) -> frozenset:
+        if not self._tokens:
+            token = self._token_map.token_class.from_key(routing_key)
+            return frozenset(self._token_map.get_replicas(self._keyspace, token))
+        position = bisect.bisect_left(self._tokens, Murmur3Token.hash_fn(routing_key))
+        return self._replicas[position if position < len(self._tokens) else 0]
+
+
 class _WriteRowsFn(RowWriterFn):
     COUNTERS = (*RowWriterFn.COUNTERS, "batch_fallbacks")
 
@@ -89,6 +117,7 @@ class _WriteRowsFn(RowWriterFn):
     def setup(self):
         super().setup()
         self._token_map = self._session.cluster.metadata.token_map
+        self._replica_sets = _ReplicaSets(self._token_map, self._keyspace)
         self._list_columns = tuple(name for name, column in self._table_metadata.columns.items()
                                    if column.cql_type.startswith("list<"))
         self._list_writetimes = None
@@ -236,8 +265,7 @@ class _WriteRowsFn(RowWriterFn):
     def _group_key(self, statement):
         if self._batch_mode is BatchMode.PARTITION or self._token_map is None:
             return statement.routing_key
-        token = self._token_map.token_class.from_key(statement.routing_key)
-        return frozenset(self._token_map.get_replicas(self._keyspace, token))
+        return self._replica_sets.of(statement.routing_key)
 
     @staticmethod
     def _statement_for(members):
