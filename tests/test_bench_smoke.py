@@ -52,3 +52,23 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
         assert not list(session.execute(
             "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
             (report["keyspace"],))), "the bench keyspace was left behind"
+
+
+def test_peak_memory_is_the_contenders_not_the_benchmarks(tmp_path):
+    """A child started by a process of 300 MiB reports its own peak, not its parent's (which
+    ``wait4``'s ``ru_maxrss`` would give), and the peak of what it allocates is seen."""
+    from bench.run import MIB, measure
+
+    ballast = bytearray(300 * MIB)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident
+    small = measure([sys.executable, "-c", "import time; time.sleep(0.5)"],
+                    tmp_path / "small", timeout=60)
+    big = measure([sys.executable, "-c", "import time; b = bytearray(200 * 2**20); "
+                   "b[::4096] = b'1' * len(b[::4096]); time.sleep(0.5)"],
+                  tmp_path / "big", timeout=60)
+    del ballast
+
+    assert (small.returncode, big.returncode) == (0, 0)
+    assert small.largest_process_rss_bytes < 100 * MIB
+    assert small.peak_rss_bytes < 100 * MIB
+    assert 200 * MIB < big.largest_process_rss_bytes < 300 * MIB
