@@ -28,7 +28,10 @@ resident memory of the subprocess and its children, sampled every 50 ms
 (``largest_process_rss_mib`` is the largest kernel high-water mark, ``VmHWM``, of any one of
 them, read at the same samples; not ``wait4``'s ``ru_maxrss``, which a child inherits from this
 process's own peak when it starts the program). A pipeline run also
-reports ``copy_seconds``, its summary's first-read-to-last-write time. ``other_cpu_seconds`` is
+reports ``copy_seconds``, its summary's first-read-to-last-write time. ``cassandra_cpu_seconds``
+is what the local Cassandra nodes spent during the run (``cassandra_cpu_seconds_by_host`` per
+node), ``cassandra_background_cpu_cores`` what they spent per second before the first contender,
+with nothing running (flushes, compaction, gossip). ``other_cpu_seconds`` is
 the CPU time that processes other than the contender and the two Cassandra nodes took during the
 run: when it is large, someone else was using the machine and the timing is suspect.
 
@@ -87,6 +90,7 @@ class Measurement:
     largest_process_rss_bytes: int
     cpu_seconds: float
     server_cpu_seconds: float | None
+    server_cpu_by_host: dict[str, float]
     other_cpu_seconds: float
     stderr_path: Path
     timed_out: bool = False
@@ -139,20 +143,33 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float | None:
         return None
 
 
-def server_processes(hosts: list[str], port: int = 9042) -> list[psutil.Process]:
-    """The local processes listening on the clusters' native port (none for remote clusters)."""
+def server_processes(hosts: list[str], port: int = 9042) -> dict[str, psutil.Process]:
+    """The local processes listening on the clusters' native port, by address (none for remote
+    clusters)."""
     try:
         connections = psutil.net_connections(kind="tcp")
     except psutil.Error:
-        return []
-    pids = {connection.pid for connection in connections
+        return {}
+    return {connection.laddr.ip: psutil.Process(connection.pid) for connection in connections
             if connection.status == psutil.CONN_LISTEN and connection.pid
             and connection.laddr.port == port and connection.laddr.ip in hosts}
-    return [psutil.Process(pid) for pid in sorted(pids)]
+
+
+def background_cpu_cores(servers: dict[str, psutil.Process], seconds: float = 5.0
+                         ) -> dict[str, float] | None:
+    """Cores each Cassandra node uses while no contender runs (flushes, compaction, gossip):
+    a run of ``s`` seconds pays about ``s`` times this in its ``cassandra_cpu_seconds``."""
+    before = {host: _cpu_seconds([process]) for host, process in servers.items()}
+    time.sleep(seconds)
+    after = {host: _cpu_seconds([process]) for host, process in servers.items()}
+    if not servers or None in (*before.values(), *after.values()):
+        return None
+    return {host: round((after[host] - before[host]) / seconds, 3) for host in servers}
 
 
 def measure(command: list[str], log_prefix: Path, timeout: float,
-            servers: list[psutil.Process] = (), cwd: Path = REPOSITORY) -> Measurement:
+            servers: dict[str, psutil.Process] | None = None, cwd: Path = REPOSITORY
+            ) -> Measurement:
     """Run ``command`` in ``cwd``; sample its memory until it ends.
 
     The child leads its own process group, so a timeout stops it and every process it started.
@@ -165,9 +182,10 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     other processes took meanwhile: a disturbance if it is large.
     """
     stdout_path, stderr_path = Path(f"{log_prefix}.stdout"), Path(f"{log_prefix}.stderr")
-    watchers = [psutil.Process(), *servers]  # this process samples; it is no disturbance
+    servers = servers or {}
+    watchers = [psutil.Process(), *servers.values()]  # this process samples: no disturbance
     busy_before, watchers_before = _busy_cpu_seconds(), _cpu_seconds(watchers)
-    servers_before = _cpu_seconds(list(servers))
+    by_host_before = {host: _cpu_seconds([process]) for host, process in servers.items()}
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr,
@@ -187,15 +205,17 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
             time.sleep(POLL_SECONDS)
         wall = time.perf_counter() - started
     busy = _busy_cpu_seconds() - busy_before
-    watchers_after, servers_after = _cpu_seconds(watchers), _cpu_seconds(list(servers))
-    server_cpu = (servers_after - servers_before
-                  if servers and None not in (servers_before, servers_after) else None)
+    watchers_after = _cpu_seconds(watchers)
+    by_host_after = {host: _cpu_seconds([process]) for host, process in servers.items()}
+    by_host = ({host: by_host_after[host] - by_host_before[host] for host in servers}
+               if None not in (*by_host_before.values(), *by_host_after.values()) else {})
+    server_cpu = sum(by_host.values()) if by_host else None
     watched_cpu = (watchers_after - watchers_before
                    if None not in (watchers_before, watchers_after) else 0.0)
     child_cpu = usage.ru_utime + usage.ru_stime
     child.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(child.returncode, wall, max(peak, largest), largest, child_cpu,
-                       server_cpu, max(0.0, busy - child_cpu - watched_cpu),
+                       server_cpu, by_host, max(0.0, busy - child_cpu - watched_cpu),
                        stderr_path, timed_out)
 
 
@@ -252,7 +272,7 @@ class Bench:
     source: object
     target: object
     workdir: Path
-    servers: list[psutil.Process]
+    servers: dict[str, psutil.Process]
     pipeline_dir: Path = REPOSITORY
     failed_runs: list[str] = field(default_factory=list)
 
@@ -305,6 +325,8 @@ class Bench:
             "cpu_seconds": round(measurement.cpu_seconds, 1),
             "cassandra_cpu_seconds": (round(measurement.server_cpu_seconds, 1)
                                       if measurement.server_cpu_seconds is not None else None),
+            "cassandra_cpu_seconds_by_host": {host: round(seconds, 1) for host, seconds
+                                              in measurement.server_cpu_by_host.items()},
             "other_cpu_seconds": round(measurement.other_cpu_seconds, 1),
             "load_average_before": round(load, 2),
             "command": shlex.join(_shown(command)),
@@ -580,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         source_facts = prepare_tables(source, target, keyspace, args.rows, args.shape)
         servers = server_processes([args.source_host, args.target_host])
         bench = Bench(args, keyspace, source, target, workdir, servers, pipeline_dir)
+        background = background_cpu_cores(servers)
         for name in CONTENDERS:
             if name in skipped:
                 continue
@@ -607,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             "source_host": args.source_host,
             "target_host": args.target_host,
             "source_table": source_facts,
+            "cassandra_background_cpu_cores": background,
             "contenders": contenders,
             "copy_bound": bound,
             "ratios": ratios(contenders, bound),

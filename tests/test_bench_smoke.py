@@ -33,6 +33,9 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
         assert figures["rows_verified"] == ROWS, name
         assert figures["rows_per_second"] > 0, name
         assert figures["peak_rss_mib"] > 0, name
+        assert set(figures["cassandra_cpu_seconds_by_host"]) == set(cassandra_hosts[:2]), name
+        assert figures["cassandra_cpu_seconds"] == pytest.approx(
+            sum(figures["cassandra_cpu_seconds_by_host"].values()), abs=0.15), name
     assert report["contenders"]["pipeline_best"]["settings"] == ["MAX_WORKERS=2",
                                                                  "BATCH_MODE=REPLICA_SET"]
     assert set(report["contenders"]["write_ceiling"]["methods"]) == {"prepared", "concurrent",
@@ -40,6 +43,7 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
     for name in ("pipeline_default", "pipeline_best"):
         assert report["contenders"][name]["rows_written"] == ROWS
     assert report["contenders"]["read_floor"]["rows_read"] == ROWS
+    assert set(report["cassandra_background_cpu_cores"]) == set(cassandra_hosts[:2])
     bound = report["copy_bound"]
     assert bound["cpu_seconds"]["total"] == pytest.approx(sum(
         value for name, value in bound["cpu_seconds"].items() if name != "total"), abs=0.01)
