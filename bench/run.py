@@ -1,4 +1,4 @@
-"""Benchmark the migration pipeline against a write ceiling and the old script, on one table.
+"""Benchmark the migration pipeline against a write ceiling, a read floor and the old script.
 
     python -m bench.run --rows 100000 --shape narrow|wide|kilobyte \
         [--best-set FETCH_BATCH_SIZE=1000 ...] [--best-arg=--direct_running_mode=multi_processing] \
@@ -16,7 +16,13 @@ measures, each in its own subprocess so that peak memory is per contender:
     Beam options (skipped when none are given);
   * ``write_ceiling``: ``bench.write_ceiling``, the rows already in memory, by each method
     (prepared, concurrent, batches), each method in its own subprocess; the best one counts;
+  * ``read_floor``: ``bench.read_floor``, the source read as the pipeline must read it (every
+    column with its writetime and TTL, fetch size 100), rows discarded;
   * ``old_script``: ``bench.old_script``, the old script's approach re-created.
+
+The copy bound is N over the CPU seconds (client and Cassandra nodes) that the ceiling's
+writes and the floor's reads took, shared over the machine's cores: how fast a copier that
+wastes nothing could go where the copier and the nodes share the cores.
 
 The target table is truncated before every run and counted after it: a run that leaves any
 other number of rows than N is reported as failed, whatever its speed. Figures per contender:
