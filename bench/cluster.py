@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -57,6 +58,22 @@ def count_rows(session, keyspace: str, table: str) -> int:
     results = execute_concurrent_with_args(session, statement, slices, concurrency=16,
                                            raise_on_first_error=True)
     return sum(result.result_or_exc.one()[0] for result in results)
+
+
+def settle(session, keyspace: str, quiet_seconds: float = 5.0, timeout: float = 900.0) -> float:
+    """Wait until the node has run no compaction or other SSTable task on ``keyspace`` for
+    ``quiet_seconds`` (``system_views.sstable_tasks``), at most ``timeout``; return the seconds
+    waited. A table just filled is still being compacted: contenders measured meanwhile would
+    share the node with that work, the first ones more than the last."""
+    started = last_busy = time.monotonic()
+    while time.monotonic() - last_busy < quiet_seconds:
+        if time.monotonic() - started > timeout:
+            break
+        tasks = session.execute("SELECT keyspace_name FROM system_views.sstable_tasks")
+        if any(task.keyspace_name == keyspace for task in tasks):
+            last_busy = time.monotonic()
+        time.sleep(0.5)
+    return time.monotonic() - started
 
 
 def write_result(path: str, **facts) -> None:

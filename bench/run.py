@@ -43,6 +43,9 @@ run: when it is large, someone else was using the machine and the timing is susp
 
 The keyspace (``bench_<shape>_<rows>_<random>`` unless ``--keyspace``) is dropped at the end
 unless ``--keep``; a kept table with N rows is reused by a later run given the same keyspace.
+Before the first contender the source node must have run no compaction on the keyspace for 5 s
+(``settle_seconds``): a table just filled is compacted for minutes, which the first contenders
+would otherwise share the node with.
 Exit code 0 when every contender verified N rows in every run, 1 otherwise (a ceiling method
 that fails is reported, and does not count towards the ceiling). The logs of failed runs are
 kept in the scratch folder, whose path is printed.
@@ -455,13 +458,18 @@ def prepare_tables(source, target, keyspace: str, rows: int, shape: str) -> dict
     existing = cluster.count_rows(source, keyspace, TABLE)
     if existing == rows:
         print(f"reusing {keyspace}.{TABLE} on the source: it holds {rows:,} rows", flush=True)
-        return {"reused": True}
-    if existing:
-        source.execute(f"TRUNCATE {keyspace}.{TABLE}")
-    print(f"filling {keyspace}.{TABLE} on the source with {rows:,} {shape} rows", flush=True)
-    started = time.perf_counter()
-    sample_data.fill_table(source, keyspace, TABLE, rows, shape)
-    return {"reused": False, "fill_seconds": round(time.perf_counter() - started, 1)}
+        facts = {"reused": True}
+    else:
+        if existing:
+            source.execute(f"TRUNCATE {keyspace}.{TABLE}")
+        print(f"filling {keyspace}.{TABLE} on the source with {rows:,} {shape} rows", flush=True)
+        started = time.perf_counter()
+        sample_data.fill_table(source, keyspace, TABLE, rows, shape)
+        facts = {"reused": False, "fill_seconds": round(time.perf_counter() - started, 1)}
+    # Contenders start once the source has finished compacting what the fill wrote.
+    facts["settle_seconds"] = round(cluster.settle(source, keyspace), 1)
+    print(f"the source settled after {facts['settle_seconds']:.0f}s", flush=True)
+    return facts
 
 
 def machine(source, target) -> dict:

@@ -27,6 +27,7 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report = json.loads(output.read_text())
     assert (report["rows"], report["shape"], report["skipped"]) == (ROWS, "narrow", {})
+    assert report["source_table"]["settle_seconds"] >= 5
     for name in CONTENDERS:
         figures = report["contenders"][name]
         assert figures["ok"], (name, figures.get("error"))
