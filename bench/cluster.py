@@ -65,15 +65,14 @@ def settle(session, keyspace: str, quiet_seconds: float = 5.0, timeout: float = 
     ``quiet_seconds`` (``system_views.sstable_tasks``), at most ``timeout``; return the seconds
     waited. A table just filled is still being compacted: contenders measured meanwhile would
     share the node with that work, the first ones more than the last."""
-    started = last_busy = time.monotonic()
-    while time.monotonic() - last_busy < quiet_seconds:
-        if time.monotonic() - started > timeout:
-            break
+    started = last_busy = now = time.monotonic()
+    while now - last_busy < quiet_seconds and now - started <= timeout:
         tasks = session.execute("SELECT keyspace_name FROM system_views.sstable_tasks")
         if any(task.keyspace_name == keyspace for task in tasks):
             last_busy = time.monotonic()
         time.sleep(0.5)
-    return time.monotonic() - started
+        now = time.monotonic()
+    return now - started
 
 
 def write_result(path: str, **facts) -> None:

@@ -98,11 +98,14 @@ class Measurement:
     peak_rss_bytes: int
     largest_process_rss_bytes: int
     cpu_seconds: float
-    server_cpu_seconds: float | None
     server_cpu_by_host: dict[str, float]
     other_cpu_seconds: float
     stderr_path: Path
     timed_out: bool = False
+
+    @property
+    def server_cpu_seconds(self) -> float | None:
+        return sum(self.server_cpu_by_host.values()) if self.server_cpu_by_host else None
 
     def stderr_tail(self, lines: int = 15) -> str:
         text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -164,16 +167,30 @@ def server_processes(hosts: list[str], port: int = 9042) -> dict[str, psutil.Pro
             and connection.laddr.port == port and connection.laddr.ip in hosts}
 
 
+def _cpu_by_host(servers: dict[str, psutil.Process]) -> dict[str, float | None]:
+    """CPU seconds each server process has spent so far (None where it cannot be read)."""
+    return {host: _cpu_seconds([process]) for host, process in servers.items()}
+
+
+def _cpu_spent(before: dict[str, float | None], after: dict[str, float | None]
+               ) -> dict[str, float] | None:
+    """CPU seconds each server spent between two ``_cpu_by_host`` readings; None if one of
+    them could not be read."""
+    if None in (*before.values(), *after.values()):
+        return None
+    return {host: after[host] - before[host] for host in before}
+
+
 def background_cpu_cores(servers: dict[str, psutil.Process], seconds: float = 5.0
                          ) -> dict[str, float] | None:
     """Cores each Cassandra node uses while no contender runs (flushes, compaction, gossip):
     a run of ``s`` seconds pays about ``s`` times this in its ``cassandra_cpu_seconds``."""
-    before = {host: _cpu_seconds([process]) for host, process in servers.items()}
+    before = _cpu_by_host(servers)
     time.sleep(seconds)
-    after = {host: _cpu_seconds([process]) for host, process in servers.items()}
-    if not servers or None in (*before.values(), *after.values()):
+    spent = _cpu_spent(before, _cpu_by_host(servers))
+    if not servers or spent is None:
         return None
-    return {host: round((after[host] - before[host]) / seconds, 3) for host in servers}
+    return {host: round(cpu / seconds, 3) for host, cpu in spent.items()}
 
 
 def measure(command: list[str], log_prefix: Path, timeout: float,
@@ -194,7 +211,7 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     servers = servers or {}
     watchers = [psutil.Process(), *servers.values()]  # this process samples: no disturbance
     busy_before, watchers_before = _busy_cpu_seconds(), _cpu_seconds(watchers)
-    by_host_before = {host: _cpu_seconds([process]) for host, process in servers.items()}
+    by_host_before = _cpu_by_host(servers)
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr,
@@ -215,16 +232,13 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
         wall = time.perf_counter() - started
     busy = _busy_cpu_seconds() - busy_before
     watchers_after = _cpu_seconds(watchers)
-    by_host_after = {host: _cpu_seconds([process]) for host, process in servers.items()}
-    by_host = ({host: by_host_after[host] - by_host_before[host] for host in servers}
-               if None not in (*by_host_before.values(), *by_host_after.values()) else {})
-    server_cpu = sum(by_host.values()) if by_host else None
+    by_host = _cpu_spent(by_host_before, _cpu_by_host(servers)) or {}
     watched_cpu = (watchers_after - watchers_before
                    if None not in (watchers_before, watchers_after) else 0.0)
     child_cpu = usage.ru_utime + usage.ru_stime
     child.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(child.returncode, wall, max(peak, largest), largest, child_cpu,
-                       server_cpu, by_host, max(0.0, busy - child_cpu - watched_cpu),
+                       by_host, max(0.0, busy - child_cpu - watched_cpu),
                        stderr_path, timed_out)
 
 
