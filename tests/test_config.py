@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 from cassandra import ConsistencyLevel
@@ -112,6 +116,17 @@ def test_cli_exits_2_on_a_bad_file_without_touching_anything(tmp_path, capsys):
     assert not (tmp_path / "s.json").exists() and not (tmp_path / "m.log").exists()
     assert migrate.run([]) == 2
     assert "--config PATH" in capsys.readouterr().err
+
+
+def test_the_command_prints_only_the_problem(tmp_path):
+    """A fresh process, as users start it: Beam's import-time note about its missing gcp
+    extra must not come before the migrator's own message."""
+    missing = tmp_path / "nowhere.yaml"
+    completed = subprocess.run([sys.executable, "-m", "pipelines.migrate", "--config",
+                                str(missing)], capture_output=True, text=True, timeout=120,
+                               cwd=Path(__file__).resolve().parents[1], check=False)
+    assert completed.returncode == 2
+    assert completed.stderr == f"error: {missing}: settings file not found\n"
 
 
 # The same promise against the real clusters: problems only the clusters can reveal.
