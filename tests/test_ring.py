@@ -8,7 +8,7 @@ import time
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import create_keyspace
@@ -76,7 +76,7 @@ def test_migration_from_a_three_node_cluster(ring, tmp_path, keyspace, cassandra
         assert summary["tables"][0]["rows_read"] == 5_000
         assert rows_of(target_session, keyspace, "events", sample_data.COLUMNS) == rows_of(
             session, keyspace, "events", sample_data.COLUMNS)
-        with TestPipeline() as pipeline:
+        with test_pipeline.TestPipeline() as pipeline:
             read = pipeline | ReadFromCassandra(connection, keyspace, "events", splits=7,
                                                 columns=("account_id", "seq"))
             keys = read.rows | beam.Map(lambda row: (row["account_id"], row["seq"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import rows_of
@@ -23,7 +23,7 @@ def test_read_emits_every_row_once_as_dicts(keyspace, cassandra_hosts, source_se
     expected = [{"k": k, "c": c, "v": f"{k}-{c}"} for k in range(40) for c in range(k % 7)]
     for row in expected:
         source_session.execute(insert, (row["k"], row["c"], row["v"]))
-    with TestPipeline() as pipeline:
+    with test_pipeline.TestPipeline() as pipeline:
         read = pipeline | ReadFromCassandra(CassandraConnection((cassandra_hosts[0],)), keyspace,
                                             "kv", splits=13, fetch_size=7)
         assert_that(read.rows, equal_to(expected))
@@ -36,7 +36,7 @@ def test_write_dead_letters_bad_rows_and_writes_the_rest(keyspace, cassandra_hos
                            "PRIMARY KEY (k, c))")
     good = [{"k": k, "c": 0, "v": str(k)} for k in range(30)]
     bad = [{"k": None, "c": 1, "v": "null key"}, {"k": 99, "c": 1, "v": 12345}]
-    with TestPipeline() as pipeline:
+    with test_pipeline.TestPipeline() as pipeline:
         written = (pipeline
                    | beam.Create(good[:15] + bad + good[15:])
                    | WriteToCassandra(CassandraConnection((cassandra_hosts[1],)), keyspace, "kv",
