@@ -185,10 +185,12 @@ def background_cpu_cores(servers: dict[str, psutil.Process], seconds: float = 5.
                          ) -> dict[str, float] | None:
     """Cores each Cassandra node uses while no contender runs (flushes, compaction, gossip):
     a run of ``s`` seconds pays about ``s`` times this in its ``cassandra_cpu_seconds``."""
+    if not servers:
+        return None
     before = _cpu_by_host(servers)
     time.sleep(seconds)
     spent = _cpu_spent(before, _cpu_by_host(servers))
-    if not servers or spent is None:
+    if spent is None:
         return None
     return {host: round(cpu / seconds, 3) for host, cpu in spent.items()}
 

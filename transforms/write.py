@@ -116,8 +116,10 @@ class _WriteRowsFn(RowWriterFn):
 
     def setup(self):
         super().setup()
-        self._token_map = self._session.cluster.metadata.token_map
-        self._replica_sets = _ReplicaSets(self._token_map, self._keyspace)
+        token_map = self._session.cluster.metadata.token_map
+        # Without a token map (metadata off) rows are grouped by partition instead.
+        self._replica_sets = (_ReplicaSets(token_map, self._keyspace)
+                              if token_map is not None else None)
         self._list_columns = tuple(name for name, column in self._table_metadata.columns.items()
                                    if column.cql_type.startswith("list<"))
         self._list_writetimes = None
@@ -263,7 +265,7 @@ class _WriteRowsFn(RowWriterFn):
             yield chunk
 
     def _group_key(self, statement):
-        if self._batch_mode is BatchMode.PARTITION or self._token_map is None:
+        if self._batch_mode is BatchMode.PARTITION or self._replica_sets is None:
             return statement.routing_key
         return self._replica_sets.of(statement.routing_key)
 
