@@ -32,9 +32,9 @@ from apache_beam.options.pipeline_options import (
 from pipelines import logs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
 from pipelines.validate import TablePlan, check_against_clusters
-from transforms import ReadFromCassandra, RetryPolicy, WriteJsonLines, WriteToCassandra
+from transforms import CellOptions, ReadFromCassandra, RetryPolicy, WriteToCassandra
 from transforms import progress as progress_module
-from transforms.counters import WriteCountersToCassandra
+from transforms.dead_letters import WriteJsonLines
 from transforms.mapping import MapColumns
 
 _LOG = logging.getLogger("migrator")
@@ -103,7 +103,7 @@ def run_directory(settings: Settings, started: float) -> str:
 
 def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
     labels = {"failed_rows": plan.target_label, "downgraded_rows": plan.target_label,
-              "failed_ranges": plan.source_label}
+              "failed_ranges": plan.source_label, "downgraded_ranges": plan.source_label}
     return {kind: FileSystems.join(directory, f"{label}.{kind}.jsonl")
             for kind, label in labels.items()}
 
@@ -146,36 +146,30 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
         step = plan.target_label
         mapping = plan.mapping
         window = mapping.writetime_from is not None or mapping.writetime_to is not None
-        keep_cells = (settings.preserve_writetime or settings.preserve_ttl) and not plan.counters
+        # What the writer keeps, and what the reader must read for it and for the window.
+        kept = CellOptions(writetime=settings.preserve_writetime, ttl=settings.preserve_ttl)
+        read_cells = CellOptions(writetime=kept.writetime or window, ttl=kept.ttl)
         read = pipeline | f"Read {plan.source_label}" >> ReadFromCassandra(
             settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),
             fetch_size=settings.fetch_batch_size, policy=read_policy,
             partitions=mapping.partitions, metrics_namespace=namespace,
-            cell_metadata=keep_cells or window, where=mapping.where)
+            cells=read_cells, where=mapping.where)
         rows = read.rows
         if mapping.columns or mapping.constants or window:
             rows = rows | f"Map columns of {step}" >> MapColumns(
                 mapping.renames(), dict(mapping.constants), mapping.writetime_from,
-                mapping.writetime_to, metrics_namespace=namespace)
-        if plan.counters:
-            writer = WriteCountersToCassandra(
-                settings.target.connection, settings.target.keyspace, mapping.target,
-                batch_size=settings.batch_insert_size, policy=write_policy,
-                max_in_flight=settings.max_requests_in_flight, metrics_namespace=namespace,
-                max_rows_per_second=rate)
-        else:
-            writer = WriteToCassandra(
-                settings.target.connection, settings.target.keyspace, mapping.target,
-                batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
-                policy=write_policy, max_in_flight=settings.max_requests_in_flight,
-                metrics_namespace=namespace, preserve_writetime=settings.preserve_writetime,
-                preserve_ttl=settings.preserve_ttl, max_rows_per_second=rate,
-                max_batch_bytes=settings.max_batch_bytes)
-        written = rows | f"Write {step}" >> writer
+                mapping.writetime_to, metrics_namespace=namespace, cells=read_cells, keep=kept)
+        written = rows | f"Write {step}" >> WriteToCassandra(
+            settings.target.connection, settings.target.keyspace, mapping.target,
+            batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
+            policy=write_policy, max_in_flight=settings.max_requests_in_flight,
+            metrics_namespace=namespace, cells=kept, max_rows_per_second=rate,
+            max_batch_bytes=settings.max_batch_bytes)
         outputs = {"failed_rows": written.failed_rows,
                    "downgraded_rows": written.downgraded_rows,
-                   "failed_ranges": read.failed_ranges}
+                   "failed_ranges": read.failed_ranges,
+                   "downgraded_ranges": read.downgraded_ranges}
         for kind, path in dead_letter_paths(dead_letter_dir, plan).items():
             _ = outputs[kind] | f"Save {kind} of {step}" >> WriteJsonLines(path)
 
@@ -276,6 +270,12 @@ def run(argv: list[str] | None = None) -> int:
         [path for plan in plans for path in dead_letter_paths(dead_letter_dir, plan).values()])
     report["dead_letter_files"] = dead_letters
     for table in tables:
+        if table.counts["ranges_downgraded"]:
+            _LOG.warning("%s: %d token ranges were read at the fallback consistency, where a "
+                         "replica that missed writes can leave rows out: they are listed in "
+                         "%s.downgraded_ranges.jsonl; validate or copy them again once the "
+                         "cluster is healthy", table.source, table.counts["ranges_downgraded"],
+                         table.source)
         if table.unaccounted:
             _LOG.error("%s: %d rows read were neither written nor dead-lettered",
                        table.source, table.unaccounted)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from apache_beam.metrics.metric import MetricsFilter
 
 COUNTERS = ("rows_read", "rows_written", "rows_failed", "write_retries", "read_retries",
-            "consistency_downgrades", "batch_fallbacks", "ranges_failed", "rows_filtered",
-            "rows_unchanged")
+            "consistency_downgrades", "batch_fallbacks", "ranges_failed", "ranges_downgraded",
+            "rows_filtered", "rows_unchanged")
 
 
 @dataclass

@@ -7,7 +7,7 @@ import random
 import pytest
 from cassandra.query import UNSET_VALUE
 
-from transforms.cells import RowLayout, cell_groups, ttl_key, writetime_key
+from transforms.cells import CellOptions, RowLayout, cell_groups, ttl_key, writetime_key
 
 KEYS = ("k", "c")
 
@@ -22,7 +22,7 @@ def _row(values: dict, writetimes: dict, ttls: dict) -> dict:
 
 
 def _layout(row: dict, keep_writetime: bool = True, keep_ttl: bool = True) -> RowLayout:
-    return RowLayout(tuple(row), KEYS, keep_writetime=keep_writetime, keep_ttl=keep_ttl)
+    return RowLayout(tuple(row), KEYS, CellOptions(writetime=keep_writetime, ttl=keep_ttl))
 
 
 def test_a_row_whose_cells_share_writetime_and_ttl_is_one_insert_with_unset_nulls():
@@ -68,7 +68,7 @@ def test_uniform_agrees_with_cell_groups(seed):
             ttls[name] = generator.choice((None, None, None, 60))
     row = _row(values, writetimes, ttls)
     keep_writetime, keep_ttl = generator.random() < 0.8, generator.random() < 0.8
-    groups = cell_groups(row, KEYS, keep_writetime=keep_writetime, keep_ttl=keep_ttl)
+    groups = cell_groups(row, KEYS, CellOptions(writetime=keep_writetime, ttl=keep_ttl))
     uniform = _layout(row, keep_writetime, keep_ttl).uniform(row)
     if len(groups) > 1:
         assert uniform is None

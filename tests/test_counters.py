@@ -14,9 +14,10 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from tests.helpers import rows_of
 from transforms.connection import CassandraConnection
-from transforms.counters import WriteCountersToCassandra, _WriteCountersFn
+from transforms.counters import _WriteCountersFn
 from transforms.read import ReadFromCassandra
 from transforms.retry import RetryPolicy
+from transforms.write import WriteToCassandra
 
 HITS = """CREATE TABLE {keyspace}.hits (
     site text, day date, path text, status int,
@@ -54,12 +55,12 @@ def fill_hits(session, keyspace: str, rows: int, seed: int = 7) -> None:
 
 
 def copy_counters(hosts, keyspace: str, table: str = "hits", **options) -> dict[str, int]:
-    """Run source -> target through WriteCountersToCassandra; return the write counters."""
+    """Copy a counter table through WriteToCassandra; return the write counters."""
     namespace = f"counters-{keyspace}.{table}"
     pipeline = beam.Pipeline()
     read = pipeline | "Read" >> ReadFromCassandra(CassandraConnection(hosts=(hosts[0],)),
                                                   keyspace, table, splits=8)
-    written = read.rows | "Write" >> WriteCountersToCassandra(
+    written = read.rows | "Write" >> WriteToCassandra(
         CassandraConnection(hosts=(hosts[1],)), keyspace, table, policy=FAST_RETRIES,
         metrics_namespace=namespace, **options)
     assert_that(written.failed_rows, equal_to([]), label="NoFailedRows")
@@ -237,7 +238,7 @@ def test_a_row_that_cannot_be_written_is_a_dead_letter(keyspace, cassandra_hosts
     bad = {**good, "site": None}
     pipeline = beam.Pipeline()
     written = (pipeline | beam.Create([good, bad])
-               | WriteCountersToCassandra(CassandraConnection(hosts=(cassandra_hosts[1],)),
+               | WriteToCassandra(CassandraConnection(hosts=(cassandra_hosts[1],)),
                                           keyspace, "hits", policy=FAST_RETRIES))
 
     def one_null_key(records):

@@ -112,6 +112,33 @@ def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassand
         target_session.execute(f"DROP KEYSPACE IF EXISTS {target_keyspace}")
 
 
+def test_reads_downgraded_to_one_are_counted_and_their_ranges_listed(
+        tmp_path, cassandra_hosts, source_session, target_session, keyspace):
+    # RF 3 on a one-node source: LOCAL_QUORUM needs 2 replicas, so every page is Unavailable
+    # and read at ONE, where a lagging replica could have left rows out.
+    source_keyspace = f"{keyspace}_rf3"
+    create_keyspace(source_session, source_keyspace, replication_factor=3)
+    try:
+        sample_data.fill_table(source_session, source_keyspace, "events", 500, "mixed")
+        sample_data.create_table(target_session, keyspace, "events")
+        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                                  SOURCE={"KEYSPACE": source_keyspace}, SPLITS=6)
+        code, summary = run_migration(settings)
+        assert code == 0, summary
+        (table,) = summary["tables"]
+        assert table["rows_written"] == 500
+        downgraded = dead_letters(settings, "downgraded_ranges")
+        assert table["ranges_downgraded"] == len(downgraded) >= 6
+        assert {record["consistency"] for record in downgraded} == {"ONE"}
+        assert all(record["pages_downgraded"] >= 1 and record["token_range"]
+                   for record in downgraded)
+        assert "read at the fallback consistency" in (tmp_path / "migrator.log").read_text()
+        assert rows_of(target_session, keyspace, "events", COLUMNS) == rows_of(
+            source_session, source_keyspace, "events", COLUMNS)
+    finally:
+        source_session.execute(f"DROP KEYSPACE IF EXISTS {source_keyspace}")
+
+
 @pytest.fixture(scope="module")
 def guarded_target(local_cluster_factory):
     """A target cluster that refuses values over 2 KiB (a guardrail), with an ordinary login:

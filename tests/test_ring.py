@@ -14,9 +14,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import create_keyspace
 from tests.helpers import rows_of, run_migration, write_settings
 from tools import local_cassandra, sample_data
-from transforms import CassandraConnection, ReadFromCassandra
+from transforms import CassandraConnection, ReadFromCassandra, token_ranges
 from transforms.read import _GenerateWorkItemsFn
-from transforms.write import _ReplicaSets
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +90,7 @@ def test_replica_sets_of_routing_keys_are_the_drivers(ring, keyspace):
     create_keyspace(session, keyspace, replication_factor=2)
     try:
         token_map = session.cluster.metadata.token_map
-        replica_sets = _ReplicaSets(token_map, keyspace)
+        replica_sets = token_ranges.ReplicaSets(token_map, keyspace)
         keys = [struct.pack(">i", number) for number in range(-1000, 1000)] + [b"", b"\0" * 16]
         seen = set()
         for key in keys:

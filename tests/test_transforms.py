@@ -48,3 +48,26 @@ def test_write_dead_letters_bad_rows_and_writes_the_rest(keyspace, cassandra_hos
                     equal_to([(None, "null key", 0), (99, 12345, 0)]))
     assert rows_of(target_session, keyspace, "kv", ("k", "c", "v")) == [
         (row["k"], row["c"], row["v"]) for row in good]
+
+
+def test_transforms_show_what_they_will_do_but_never_a_password():
+    from apache_beam.transforms.display import DisplayData
+
+    from transforms import CellOptions
+
+    connection = CassandraConnection(("10.0.0.1",), username="app", password="hunter2")
+    read = ReadFromCassandra(connection, "shop", "orders", splits=32, fetch_size=500,
+                             cells=CellOptions(writetime=True, ttl=True))
+    write = WriteToCassandra(connection, "shop_v2", "orders", batch_mode=BatchMode.PARTITION,
+                             max_rows_per_second=1000)
+    shown = {}
+    for transform in (read, write):
+        for item in DisplayData.create_from(transform).items:
+            shown[(type(transform).__name__, item.key)] = item.value
+    assert shown[("ReadFromCassandra", "table")] == "shop.orders"
+    assert shown[("ReadFromCassandra", "fetch_size")] == 500
+    assert shown[("ReadFromCassandra", "cells")] == "values with writetime and ttl"
+    assert shown[("WriteToCassandra", "batch_mode")] == "PARTITION"
+    assert shown[("WriteToCassandra", "hosts")] == "10.0.0.1:9042"
+    assert shown[("WriteToCassandra", "max_rows_per_second")] == 1000
+    assert not any("hunter2" in str(value) for value in shown.values())

@@ -1,6 +1,11 @@
-"""Cells and their metadata: how a row read with writetimes and TTLs becomes INSERTs that keep them.
+"""Cells and their metadata: what a row carries beside its values, and how a row read with
+writetimes and TTLs becomes INSERTs that keep them.
 
-A row read by ``ReadFromCassandra(cell_metadata=True)`` carries, next to each regular column
+``CellOptions`` says what the rows of a pipeline step carry: column values only, or also a
+writetime and/or a TTL per regular column. Read, MapColumns and Write each receive one, so no
+step guesses; this module alone names the keys (``writetime(c)``, ``ttl(c)``) that hold them.
+
+A row read with ``CellOptions(writetime=True, ttl=True)`` carries, next to each regular column
 ``c``, the keys ``writetime(c)`` and ``ttl(c)``. To keep them on the target, the row's non-null
 cells are grouped by (writetime, TTL) and each group is written by one INSERT ... USING TIMESTAMP
 ? AND TTL ?: a rerun writes the same cells with the same timestamps (idempotent), and a newer
@@ -16,11 +21,42 @@ the row's newest group.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cassandra.query import UNSET_VALUE
 
 WRITETIME_PREFIX = "writetime("
 TTL_PREFIX = "ttl("
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """What each row carries beside its column values: ``writetime(c)`` for every regular
+    column ``c`` when ``writetime``, ``ttl(c)`` when ``ttl`` (where the server can report them:
+    see the module docstring). The default carries values only."""
+
+    writetime: bool = False
+    ttl: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.writetime or self.ttl
+
+    def describe(self) -> str:
+        kept = [name for name, kept in (("writetime", self.writetime), ("ttl", self.ttl)) if kept]
+        return "values with " + " and ".join(kept) if kept else "values only"
+
+    def keep_only(self, row: Mapping, kept: CellOptions) -> Mapping:
+        """``row`` (which carries what ``self`` says) with only what ``kept`` says."""
+        if (self.writetime <= kept.writetime) and (self.ttl <= kept.ttl):
+            return row
+        drop = tuple(prefix for prefix, carried, wanted in (
+            (WRITETIME_PREFIX, self.writetime, kept.writetime), (TTL_PREFIX, self.ttl, kept.ttl))
+            if carried and not wanted)
+        return {name: value for name, value in row.items() if not name.startswith(drop)}
+
+
+VALUES_ONLY = CellOptions()
 
 
 def writetime_key(column: str) -> str:
@@ -55,18 +91,24 @@ def _longest(ttl):
     return ttl
 
 
+def writetime_of(row: Mapping, column: str) -> int | None:
+    """The writetime read with ``column`` (a collection's newest element's), or None."""
+    return _newest(row.get(writetime_key(column)))
+
+
 def data_of(row: Mapping) -> dict:
     """The row's column values, without writetime and TTL keys."""
     return {name: value for name, value in row.items() if not is_metadata_key(name)}
 
 
-def cell_groups(row: Mapping, key_columns: tuple[str, ...], *, keep_writetime: bool,
-                keep_ttl: bool) -> list[tuple[dict, int | None, int | None]]:
+def cell_groups(row: Mapping, key_columns: tuple[str, ...], cells: CellOptions
+                ) -> list[tuple[dict, int | None, int | None]]:
     """(columns to write, writetime or None, TTL or None) for each group of the row's cells.
 
     Key columns are in every group; a key column that is None (the clustering key of a
     partition that holds only static cells) is left out. A row of key columns only is one group
     without timestamp. Null cells are never written (no tombstones)."""
+    keep_writetime, keep_ttl = cells.writetime, cells.ttl
     keys = {name: row[name] for name in key_columns if row.get(name) is not None}
     groups: dict[tuple, dict] = {}
     unknown: dict = {}
@@ -96,8 +138,8 @@ class RowLayout:
     for them (UNSET for nulls, so no tombstones), the writetime and the TTL, or None when the
     row needs ``cell_groups``: its cells differ in writetime or TTL, or a key column is null."""
 
-    def __init__(self, keys: tuple[str, ...], key_columns: tuple[str, ...], *,
-                 keep_writetime: bool, keep_ttl: bool):
+    def __init__(self, keys: tuple[str, ...], key_columns: tuple[str, ...], cells: CellOptions):
+        keep_writetime, keep_ttl = cells.writetime, cells.ttl
         present = set(keys)
         self.columns = tuple(name for name in keys if not is_metadata_key(name))
         self._keys = tuple(index for index, name in enumerate(self.columns)

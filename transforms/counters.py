@@ -1,4 +1,4 @@
-"""WriteCountersToCassandra: copy the rows of a counter table so that a rerun does not double them.
+"""Counter tables: how ``WriteToCassandra`` copies their rows so that a rerun does not double them.
 
 Counter columns cannot be INSERTed, only incremented, and an increment is not idempotent: sending
 ``"c" = "c" + 5`` twice adds 10. So a counter row is copied by *reconciling* it: read the
@@ -30,15 +30,16 @@ good as its two assumptions:
     work, reads the true value and corrects it, because every delta is taken from the current
     target. A second run that reports every row as unchanged is the proof that a copy is done.
 
-Retries (``transforms.retry.call_with_retries``: recoverable errors, backoff, downgrade from the
-policy's consistency to the fallback): a counter UPDATE that failed with a timeout may or may
-not have been applied, so it is never resent as it was. Every retry reads the target again and
-recomputes the delta before it sends anything, and sends nothing when the delta is now zero (the
-first UPDATE was applied after all). A failed read is retried the same way. A row that still
-fails goes to the ``FAILED_ROWS`` output (``transforms.dead_letters.failed_row_record``; its
-``cql`` is replaced by ``None``: an INSERT is not valid on a counter table and a fixed increment
-is not safe to replay; rerun the copy of the partition instead) and to the log. A row whose
-UPDATE went through at the fallback level goes to ``DOWNGRADED_ROWS``.
+Retries (``transforms.requests`` and ``transforms.retry``: recoverable errors, backoff,
+downgrade from the policy's consistency to the fallback): a counter UPDATE that failed with a
+timeout may or may not have been applied, so it is never resent as it was. Every retry reads the
+target again and recomputes the delta before it sends anything, and sends nothing when the delta
+is now zero (the first UPDATE was applied after all). A failed read is retried the same way. A
+row that still fails goes to the ``FAILED_ROWS`` output
+(``transforms.dead_letters.failed_row_record``; its ``cql`` is replaced by ``None``: an INSERT
+is not valid on a counter table and a fixed increment is not safe to replay; rerun the copy of
+the partition instead) and to the log. A row whose UPDATE went through at the fallback level
+goes to ``DOWNGRADED_ROWS``.
 
 Consistency: the target read and the UPDATE of an attempt use the same level, the policy's
 ``consistency`` (QUORUM by default), or its fallback after a downgrade: a read at the write level
@@ -68,18 +69,13 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Mapping
 
-import apache_beam as beam
-
 from transforms import retry
-from transforms.connection import CassandraConnection, finished
 from transforms.cql import quote, select_statement, table_name
-from transforms.row_writer import RowWriterFn, write_in_bundles
-
-__all__ = ["WriteCountersToCassandra"]
+from transforms.requests import InFlight, outcome_of, send
+from transforms.row_writer import RowWriterFn
 
 _LOG = logging.getLogger(__name__)
 
@@ -141,16 +137,6 @@ class _Unit:
         self.updating = False
 
 
-class _Failed:
-    """The future of a request that could not even be sent."""
-
-    def __init__(self, error: BaseException):
-        self._error = error
-
-    def result(self):
-        raise self._error
-
-
 class _WriteCountersFn(RowWriterFn):
     COUNTERS = (*RowWriterFn.COUNTERS, "rows_unchanged")
 
@@ -161,8 +147,7 @@ class _WriteCountersFn(RowWriterFn):
         table = self._table_metadata
         counters = [column for column in table.columns.values() if column.cql_type == "counter"]
         if not counters:
-            raise ValueError(f"{self._label} has no counter columns: copy it with "
-                             "WriteToCassandra")
+            raise ValueError(f"{self._label} has no counter columns")
         self._regular = tuple(column.name for column in counters if not column.is_static)
         self._static = tuple(column.name for column in counters if column.is_static)
         # kind -> (key columns of its WHERE clause, its counters, its prepared read)
@@ -180,7 +165,7 @@ class _WriteCountersFn(RowWriterFn):
 
     def start_bundle(self):
         super().start_bundle()
-        self._in_flight: collections.deque[_Unit] = collections.deque()
+        self._in_flight: InFlight[_Unit] = InFlight(self._max_in_flight, self._advance)
         self._guards_in_flight: set[tuple] = set()
 
     def process(self, rows: list[Mapping]):
@@ -190,8 +175,7 @@ class _WriteCountersFn(RowWriterFn):
         yield from self._drain_outputs()
 
     def _complete_all(self):
-        while self._in_flight:
-            self._advance(self._in_flight.popleft())
+        self._in_flight.drain()
 
     # ----------------------------------------------------------------- statements
 
@@ -244,62 +228,55 @@ class _WriteCountersFn(RowWriterFn):
         state.pending = len(units)
         for unit in units:
             while unit.guard in self._guards_in_flight:
-                self._advance(self._in_flight.popleft())
+                self._in_flight.complete_oldest()
             self._guards_in_flight.add(unit.guard)
             self._submit(unit, unit.read)
 
     def _submit(self, unit: _Unit, statement):
         # Completing the oldest request may submit its UPDATE: that runs in the slot it freed.
-        while len(self._in_flight) >= self._max_in_flight:
-            self._advance(self._in_flight.popleft())
-        statement.consistency_level = self._policy.consistency
-        try:
-            unit.future = self._session.execute_async(statement)
-        except Exception as error:  # noqa: BLE001 - raised before sending: fails in _advance
-            unit.future = _Failed(error)
-        self._in_flight.append(unit)
+        self._in_flight.make_room()
+        unit.future = send(self._session, statement, self._policy.consistency)
+        self._in_flight.add(unit)
 
     def _advance(self, unit: _Unit):
-        """Take the next step of a unit whose request is the oldest: UPDATE after read, or done."""
-        try:
-            result = finished(unit.future)
-        except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
-            self._retry(unit, error)
+        """Take the next step of a unit whose request is the oldest: UPDATE after read, or done.
+        A failed read or UPDATE is retried by reconciling again (``_reconcile``)."""
+        sent = [unit.updating]  # an UPDATE that failed may still have been applied
+        outcome = outcome_of(unit.future,
+                             lambda consistency: self._reconcile(unit, consistency, sent),
+                             self._policy, describe=lambda: self._describe(unit))
+        if outcome.attempts > 1 or not outcome.ok:
+            self._counters["write_retries"].inc(outcome.retries)
+            self._unit_done(unit, outcome, applied=sent[0])
             return
         first_try = retry.Outcome(attempts=1, consistency=self._policy.consistency)
         if unit.updating:
             self._unit_done(unit, first_try, applied=True)
             return
-        deltas = counter_deltas(unit.state.row, result.one(), unit.counters)
+        deltas = counter_deltas(unit.state.row, outcome.result.one(), unit.counters)
         if not deltas:
             self._unit_done(unit, first_try, applied=False)
             return
         try:
             update = self._bind_update(unit, deltas)
         except Exception as error:  # noqa: BLE001 - a delta out of range, say: nothing was sent
-            self._retry(unit, error)
+            self._unit_done(unit, retry.Outcome(error=error, attempts=1,
+                                                consistency=self._policy.consistency),
+                            applied=False)
             return
         unit.updating = True
         self._submit(unit, update)
 
-    def _retry(self, unit: _Unit, error: BaseException):
-        """Retry a failed read or UPDATE synchronously, re-reading before every increment."""
-        sent = [unit.updating]  # an UPDATE that failed may still have been applied
-
-        def reconcile(consistency):
-            unit.read.consistency_level = consistency
-            deltas = counter_deltas(unit.state.row, self._session.execute(unit.read).one(),
-                                    unit.counters)
-            if deltas:
-                update = self._bind_update(unit, deltas)
-                update.consistency_level = consistency
-                sent[0] = True
-                self._session.execute(update)
-
-        outcome = retry.call_with_retries(reconcile, self._policy, first_error=error,
-                                          describe=lambda: self._describe(unit))
-        self._counters["write_retries"].inc(outcome.retries)
-        self._unit_done(unit, outcome, applied=sent[0])
+    def _reconcile(self, unit: _Unit, consistency: int, sent: list[bool]):
+        """A retry: read the target again and send the delta still missing, if any."""
+        unit.read.consistency_level = consistency
+        deltas = counter_deltas(unit.state.row, self._session.execute(unit.read).one(),
+                                unit.counters)
+        if deltas:
+            update = self._bind_update(unit, deltas)
+            update.consistency_level = consistency
+            sent[0] = True
+            self._session.execute(update)
 
     def _unit_done(self, unit: _Unit, outcome: retry.Outcome, applied: bool):
         self._guards_in_flight.discard(unit.guard)
@@ -334,46 +311,3 @@ class _WriteCountersFn(RowWriterFn):
         what = "static counters" if unit.kind == "static" else "counters"
         return (f"reconciling {what} of {self._label} (partition {key['partition_key']}, "
                 f"clustering {key['clustering']})")
-
-
-class WriteCountersToCassandra(beam.PTransform):
-    """Copy dicts (column name -> value) of a counter table, by increments of source - target.
-
-    Args:
-      connection: the target cluster.
-      keyspace, table: where to write (names as stored, not quoted). Each row holds the primary
-        key columns and counter columns; a None counter means "no value" and is not written.
-      batch_size: at most this many rows per bundle. Counter rows are never batched: one UPDATE
-        per row (see the module docstring).
-      policy: retries, and the consistency of the target reads and UPDATEs and its fallback.
-      max_in_flight: reads and UPDATEs running at once per DoFn instance.
-      metrics_namespace: namespace of the rows_written / rows_unchanged / rows_failed /
-        write_retries / consistency_downgrades counters (batch_fallbacks stays zero).
-      max_rows_per_second: a limit shared by every writer of the worker process (None: none).
-
-    Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
-    be reconciled) and ``result.downgraded_rows`` (the keys of rows updated at the fallback
-    level). Reruns are safe as long as nobody else writes the target's counters meanwhile.
-    """
-
-    FAILED_ROWS = _WriteCountersFn.FAILED_ROWS
-    DOWNGRADED_ROWS = _WriteCountersFn.DOWNGRADED_ROWS
-
-    def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
-                 batch_size: int = 50, policy: retry.RetryPolicy | None = None,
-                 max_in_flight: int = 64, metrics_namespace: str | None = None,
-                 max_rows_per_second: float | None = None):
-        super().__init__()
-        self._max_rows_per_second = max_rows_per_second
-        self._connection = connection
-        self._keyspace = keyspace
-        self._table = table
-        self._batch_size = batch_size
-        self._policy = policy or retry.RetryPolicy()
-        self._max_in_flight = max_in_flight
-        self._namespace = metrics_namespace or f"{keyspace}.{table}"
-
-    def expand(self, rows):
-        return write_in_bundles(rows, self._batch_size, "ReconcileCounters", _WriteCountersFn(
-            self._connection, self._keyspace, self._table, self._policy, self._max_in_flight,
-            self._namespace, self._max_rows_per_second))

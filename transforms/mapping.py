@@ -5,6 +5,9 @@ Renaming carries a column's ``writetime(c)`` and ``ttl(c)`` along with it. Const
 have no writetime of their own: they are written with the row's newest cells. The writetime
 window keeps a row when its newest cell was written in [from, to); rows holding only key
 columns have no writetime and are kept (copying them again changes nothing).
+
+The window needs writetimes even when the copy does not keep them: rows then come in with
+writetimes (``cells``) and leave with what the writer is told to expect (``keep``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from collections.abc import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, is_metadata_key, ttl_key, writetime_key
+from transforms.cells import (
+    TTL_PREFIX,
+    VALUES_ONLY,
+    WRITETIME_PREFIX,
+    CellOptions,
+    is_metadata_key,
+    ttl_key,
+    writetime_key,
+)
 
 __all__ = ["MapColumns"]
 
@@ -44,7 +55,10 @@ def _rename_key(name: str, renames: Mapping[str, str | None]) -> str | None:
 
 class _MapColumnsFn(beam.DoFn):
     def __init__(self, renames: dict, constants: dict, writetime_from: int | None,
-                 writetime_to: int | None, metrics_namespace: str):
+                 writetime_to: int | None, metrics_namespace: str, cells: CellOptions,
+                 keep: CellOptions):
+        self._cells = cells
+        self._keep = keep
         self._renames = renames
         self._constants = constants
         self._window = (writetime_from, writetime_to)
@@ -61,6 +75,7 @@ class _MapColumnsFn(beam.DoFn):
                                        or (until is not None and newest >= until)):
                 self._filtered.inc()
                 return
+        row = self._cells.keep_only(row, self._keep)
         if self._renames:
             mapped = {}
             for name, value in row.items():
@@ -77,15 +92,22 @@ class _MapColumnsFn(beam.DoFn):
 class MapColumns(beam.PTransform):
     """Rename (``renames``: source -> target name, None skips), add ``constants`` (target
     column -> value) and keep only rows whose newest writetime lies in
-    [``writetime_from``, ``writetime_to``) (microseconds; either may be None). Rows filtered out
-    are counted as ``rows_filtered`` in ``metrics_namespace``."""
+    [``writetime_from``, ``writetime_to``) (microseconds; either may be None; the rows must
+    carry writetimes). Rows filtered out are counted as ``rows_filtered`` in
+    ``metrics_namespace``. ``cells`` is what the rows carry beside their values, ``keep`` what
+    they still carry when they leave (by default the same)."""
 
     def __init__(self, renames: Mapping[str, str | None] | None = None,
                  constants: Mapping | None = None, writetime_from: int | None = None,
-                 writetime_to: int | None = None, metrics_namespace: str = "columns"):
+                 writetime_to: int | None = None, metrics_namespace: str = "columns", *,
+                 cells: CellOptions = VALUES_ONLY, keep: CellOptions | None = None):
         super().__init__()
+        if (writetime_from is not None or writetime_to is not None) and not cells.writetime:
+            raise ValueError("a writetime window needs rows read with their writetimes "
+                             "(cells=CellOptions(writetime=True))")
         self._fn = _MapColumnsFn(dict(renames or {}), dict(constants or {}), writetime_from,
-                                 writetime_to, metrics_namespace)
+                                 writetime_to, metrics_namespace, cells,
+                                 cells if keep is None else keep)
 
     def expand(self, rows):
         return rows | beam.ParDo(self._fn)

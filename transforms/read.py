@@ -8,6 +8,12 @@ Reads follow ring ownership: each work item lies on one replica set and is sent 
 replicas. Every page is retried on a recoverable error (from the paging state it failed at,
 so no row is read twice); a range that still fails is never dropped silently: it goes to the
 ``FAILED_RANGES`` output with the error, and the rows of the pages read before it stay emitted.
+
+A page that could only be read at the fallback consistency (``transforms.retry``: QUORUM ->
+ONE after Unavailable or a timeout) may miss rows that a lagging replica has not received yet.
+Such reads are not silent either: each work item with a downgraded page goes to the
+``DOWNGRADED_RANGES`` output and is counted as ``ranges_downgraded``, so the range can be
+validated or copied again once the cluster is healthy.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from cassandra.protocol import _ProtocolHandler
 
-from transforms import cells, retry, token_ranges
-from transforms.connection import CassandraConnection, finished, shared_sessions
+from transforms import cells, retry, token_ranges, versions
+from transforms.cells import VALUES_ONLY, CellOptions
+from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote, select_statement
+from transforms.requests import outcome_of, send
 from transforms.values import register_user_types
 
 __all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem"]
@@ -89,11 +97,13 @@ class _ReadWorkItemFn(beam.DoFn):
     """Pages through one work item and emits each row as a dict of column name to value."""
 
     FAILED_RANGES = "failed_ranges"
+    DOWNGRADED_RANGES = "downgraded_ranges"
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  columns: tuple[str, ...] | None, fetch_size: int, policy: retry.RetryPolicy,
-                 metrics_namespace: str, cell_metadata: bool = False, where: str | None = None):
-        self._cell_metadata = cell_metadata
+                 metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
+                 where: str | None = None):
+        self._cells = cells
         self._where = where
         self._connection = connection
         self._keyspace = keyspace
@@ -113,9 +123,10 @@ class _ReadWorkItemFn(beam.DoFn):
         partition_key = [column.name for column in table.partition_key]
         columns = self._columns or tuple(table.columns)
         selectors = [quote(name) for name in columns]
-        if self._cell_metadata:
+        if self._cells.any:
             metadata_selectors, per_element = _cell_metadata_selectors(
-                table, columns, set(keyspace.user_types), _oldest_release(metadata))
+                table, columns, set(keyspace.user_types), self._cells,
+                versions.oldest_release(metadata))
             selectors += metadata_selectors
             if per_element:
                 # Per-element TTLs of a collection hold nulls for elements without TTL, which
@@ -140,6 +151,7 @@ class _ReadWorkItemFn(beam.DoFn):
         self._rows_read = Metrics.counter(self._namespace, "rows_read")
         self._read_retries = Metrics.counter(self._namespace, "read_retries")
         self._ranges_failed = Metrics.counter(self._namespace, "ranges_failed")
+        self._ranges_downgraded = Metrics.counter(self._namespace, "ranges_downgraded")
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
 
     def teardown(self):
@@ -165,23 +177,29 @@ class _ReadWorkItemFn(beam.DoFn):
             parameters = (item.token_range.start, item.token_range.end)
         host = self._replica_host(item)
         paging_state = None
-        future = self._fetch_async(statement, parameters, paging_state, host,
-                                   self._policy.consistency)
-        rows_so_far = 0
+        future = self._fetch_async(statement, parameters, paging_state, host)
+        rows_so_far = downgraded_pages = 0
         while True:
             outcome = self._page_outcome(future, statement, parameters, paging_state, item)
             self._read_retries.inc(outcome.retries)
+            downgraded_pages += outcome.downgraded
+            last = not outcome.ok or outcome.result.paging_state is None
+            if last and downgraded_pages:
+                self._ranges_downgraded.inc()
+                _LOG.warning("%s.%s: %d pages of %s were read at %s: a replica that missed "
+                             "writes may have left rows out", self._keyspace, self._table,
+                             downgraded_pages, item.describe(),
+                             retry.consistency_name(self._policy.fallback_consistency))
+                yield beam.pvalue.TaggedOutput(self.DOWNGRADED_RANGES, {
+                    **self._item_record(item), "pages_downgraded": downgraded_pages,
+                    "consistency": retry.consistency_name(self._policy.fallback_consistency)})
             if not outcome.ok:
                 self._ranges_failed.inc()
                 _LOG.error("reading %s.%s failed for %s after %d rows of it: %s: %s",
                            self._keyspace, self._table, item.describe(), rows_so_far,
                            type(outcome.error).__name__, outcome.error, exc_info=outcome.error)
                 yield beam.pvalue.TaggedOutput(self.FAILED_RANGES, {
-                    "table": f"{self._keyspace}.{self._table}",
-                    "work_item": item.describe(),
-                    "token_range": ([item.token_range.start, item.token_range.end]
-                                    if item.token_range else None),
-                    "partition": list(map(repr, item.partition.values)) if item.partition else None,
+                    **self._item_record(item),
                     "rows_read_before_failure": rows_so_far,
                     "error": type(outcome.error).__name__,
                     "message": str(outcome.error),
@@ -191,50 +209,43 @@ class _ReadWorkItemFn(beam.DoFn):
             rows = result.current_rows
             paging_state = result.paging_state
             if paging_state is not None:  # fetch the next page while this one is emitted
-                future = self._fetch_async(statement, parameters, paging_state, host,
-                                           self._policy.consistency)
+                future = self._fetch_async(statement, parameters, paging_state, host)
             self._rows_read.inc(len(rows))
             rows_so_far += len(rows)
             yield from rows
             if paging_state is None:
                 return
 
-    def _fetch_async(self, statement, parameters, paging_state, host, consistency):
-        bound = statement.bind(parameters)
-        bound.consistency_level = consistency
-        return self._session.execute_async(bound, paging_state=paging_state, host=host)
+    def _item_record(self, item: ReadWorkItem) -> dict:
+        return {
+            "table": f"{self._keyspace}.{self._table}",
+            "work_item": item.describe(),
+            "token_range": ([item.token_range.start, item.token_range.end]
+                            if item.token_range else None),
+            "partition": list(map(repr, item.partition.values)) if item.partition else None,
+        }
+
+    def _fetch_async(self, statement, parameters, paging_state, host,
+                     consistency: int | None = None):
+        return send(self._session, statement.bind(parameters),
+                    self._policy.consistency if consistency is None else consistency,
+                    paging_state=paging_state, host=host)
 
     def _page_outcome(self, future, statement, parameters, paging_state, item):
-        try:
-            return retry.Outcome(result=finished(future), attempts=1)
-        except Exception as error:  # noqa: BLE001 - call_with_retries classifies it
-            first_error = error
-
         def fetch(consistency):
             # The retry lets the driver pick a replica: the pinned one may be the problem.
             return self._fetch_async(statement, parameters, paging_state, None,
                                      consistency).result()
 
-        return retry.call_with_retries(
-            fetch, self._policy, first_error=first_error,
-            describe=lambda: f"reading {self._keyspace}.{self._table} {item.describe()}")
+        return outcome_of(future, fetch, self._policy, describe=lambda: (
+            f"reading {self._keyspace}.{self._table} {item.describe()}"))
 
 
-def _oldest_release(metadata) -> tuple[int, ...]:
-    versions = []
-    for host in metadata.all_hosts():
-        try:
-            versions.append(tuple(int(part) for part in
-                                  host.release_version.split("-")[0].split(".")[:2]))
-        except (AttributeError, ValueError):
-            continue
-    return min(versions, default=(5, 0))
-
-
-def _cell_metadata_selectors(table, columns, user_types: set[str], release: tuple[int, ...]
-                             ) -> tuple[list[str], bool]:
-    """``writetime(c)`` and ``ttl(c)`` selectors for each regular column, and whether any
-    reports per element (non-frozen collections and user types, Cassandra 5.0 and later)."""
+def _cell_metadata_selectors(table, columns, user_types: set[str], options: CellOptions,
+                             release: tuple[int, ...]) -> tuple[list[str], bool]:
+    """``writetime(c)`` and ``ttl(c)`` selectors (as ``options`` asks) for each regular column,
+    and whether any reports per element (non-frozen collections and user types, Cassandra 5.0
+    and later)."""
     keys = {column.name for column in (*table.partition_key, *table.clustering_key)}
     selectors, per_element = [], False
     for name in columns:
@@ -242,12 +253,14 @@ def _cell_metadata_selectors(table, columns, user_types: set[str], release: tupl
         if name in keys or column.cql_type == "counter":
             continue
         if cells.is_multi_cell(column.cql_type, user_types):
-            if release < (5, 0):
+            if not versions.reports_element_writetimes(release):
                 continue  # older servers cannot tell: see transforms.cells
-            per_element = True
-        for function, alias in (("writetime", cells.writetime_key(name)),
-                                ("ttl", cells.ttl_key(name))):
-            selectors.append(f'{function}({quote(name)}) AS "{alias}"')
+            per_element = per_element or options.ttl  # element TTLs can be null
+        for function, alias, wanted in (
+                ("writetime", cells.writetime_key(name), options.writetime),
+                ("ttl", cells.ttl_key(name), options.ttl)):
+            if wanted:
+                selectors.append(f"{function}({quote(name)}) AS {quote(alias)}")
     return selectors, per_element
 
 
@@ -263,25 +276,29 @@ class ReadFromCassandra(beam.PTransform):
       fetch_size: rows per page.
       policy: retries and consistency of the reads (its ``consistency`` is the read level).
       partitions: read only these partitions (tuples of partition key values) instead of the ring.
-      metrics_namespace: namespace of the rows_read / read_retries / ranges_failed counters.
-      cell_metadata: also read each regular column's writetime and remaining TTL, as the keys
-        ``writetime(c)`` and ``ttl(c)`` of each row (see ``transforms.cells``).
+      metrics_namespace: namespace of the rows_read / read_retries / ranges_failed /
+        ranges_downgraded counters.
+      cells: what to read beside each regular column's value (``CellOptions``): its writetime
+        and/or remaining TTL, as the keys ``writetime(c)`` and ``ttl(c)`` of each row (see
+        ``transforms.cells``).
       where: an extra CQL condition on the rows to read (ALLOW FILTERING is added).
 
-    The result is a ``beam.pvalue.DoOutputsTuple``-like object: ``result.rows`` holds the rows and
-    ``result.failed_ranges`` a dict per work item that could not be read.
+    The result is a ``beam.pvalue.DoOutputsTuple``-like object: ``result.rows`` holds the rows,
+    ``result.failed_ranges`` a dict per work item that could not be read, and
+    ``result.downgraded_ranges`` a dict per work item with pages read at the fallback level.
     """
 
     FAILED_RANGES = _ReadWorkItemFn.FAILED_RANGES
+    DOWNGRADED_RANGES = _ReadWorkItemFn.DOWNGRADED_RANGES
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
                  columns: tuple[str, ...] | None = None, splits: int = 256,
                  fetch_size: int = 100, policy: retry.RetryPolicy | None = None,
                  partitions: tuple[tuple[Any, ...], ...] | None = None,
-                 metrics_namespace: str | None = None, cell_metadata: bool = False,
+                 metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
                  where: str | None = None):
         super().__init__()
-        self._cell_metadata = cell_metadata
+        self._cells = cells
         self._where = where
         self._connection = connection
         self._keyspace = keyspace
@@ -302,7 +319,22 @@ class ReadFromCassandra(beam.PTransform):
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadWorkItems" >> beam.ParDo(_ReadWorkItemFn(
                 self._connection, self._keyspace, self._table, self._columns, self._fetch_size,
-                self._policy, self._namespace, self._cell_metadata, self._where)).with_outputs(
-                    self.FAILED_RANGES, main="rows")
+                self._policy, self._namespace, self._cells, self._where)).with_outputs(
+                    self.FAILED_RANGES, self.DOWNGRADED_RANGES, main="rows")
         )
 
+    def display_data(self):
+        items = {
+            "hosts": self._connection.describe(),
+            "table": f"{self._keyspace}.{self._table}",
+            "columns": ", ".join(self._columns) if self._columns else None,
+            "splits": self._splits if self._partitions is None else None,
+            "partitions": len(self._partitions) if self._partitions is not None else None,
+            "fetch_size": self._fetch_size,
+            "consistency": retry.consistency_name(self._policy.consistency),
+            "fallback_consistency": (retry.consistency_name(self._policy.fallback_consistency)
+                                     if self._policy.fallback_consistency is not None else None),
+            "cells": self._cells.describe(),
+            "where": self._where,
+        }
+        return {name: value for name, value in items.items() if value is not None}

@@ -6,12 +6,17 @@ belongs to that node's replica set); the wrap-around range, from the last ring t
 of the token space and from its start to the first ring token, belongs to the first token's
 owner and is cut at the edge of the token space. Each primary range is then cut into pieces in
 proportion to its width, so every piece lies on a single replica set.
+
+``ReplicaSets`` answers the writer's question on the same ring: which replicas own a routing key.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from itertools import pairwise
+
+from cassandra.metadata import Murmur3Token
 
 MURMUR3 = "org.apache.cassandra.dht.Murmur3Partitioner"
 RANDOM = "org.apache.cassandra.dht.RandomPartitioner"
@@ -74,3 +79,29 @@ def split_ring(ring_tokens: list[int], splits: int, lowest: int, highest: int
         share = round(splits * (end - start) / total)
         result.extend(split_range(start, end, max(1, share)))
     return result
+
+
+class ReplicaSets:
+    """The replicas of a routing key, as a hashable set to group rows by.
+
+    With Murmur3 (Cassandra's default partitioner) the ring's tokens are kept as plain integers
+    with the replica set of each, so a lookup is one hash and one C bisect; the driver's own
+    lookup bisects Token objects compared in Python (measured 2.0 against 0.5 µs a row). Other
+    partitioners use the driver's lookup. Like the driver's token map, it is a snapshot: after
+    a topology change a batch may span replica sets, which costs speed, never correctness."""
+
+    def __init__(self, token_map, keyspace: str):
+        self._token_map = token_map
+        self._keyspace = keyspace
+        self._tokens: list[int] = []
+        if token_map.token_class is Murmur3Token and token_map.ring:
+            self._tokens = [token.value for token in token_map.ring]
+            self._replicas = [frozenset(token_map.get_replicas(keyspace, token))
+                              for token in token_map.ring]
+
+    def of(self, routing_key: bytes) -> frozenset:
+        if not self._tokens:
+            token = self._token_map.token_class.from_key(routing_key)
+            return frozenset(self._token_map.get_replicas(self._keyspace, token))
+        position = bisect.bisect_left(self._tokens, Murmur3Token.hash_fn(routing_key))
+        return self._replicas[position if position < len(self._tokens) else 0]

@@ -1,0 +1,108 @@
+"""The INSERTs that write a row, and how rows share one request.
+
+A row becomes one bound INSERT when its cells share one writetime and TTL (the usual case,
+``cells.RowLayout``), or one INSERT per group of cells otherwise (``cells.cell_groups``). Values
+are bound with ``binding.Binder``; nulls are UNSET, so a copy creates no tombstones. Several
+rows' statements go in one UNLOGGED batch (``request_for``), cut so that no batch carries more
+than a number of bytes of values (``within_bytes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+
+from transforms.binding import Binder
+from transforms.cells import CellOptions, RowLayout, cell_groups
+from transforms.cql import insert_statement
+
+__all__ = ["InsertStatements", "request_for", "within_bytes"]
+
+
+class InsertStatements:
+    """Bound INSERTs for the rows of one table; prepared statements and row layouts cached."""
+
+    def __init__(self, session, keyspace: str, table: str, key_columns: tuple[str, ...],
+                 clustering_key: tuple[str, ...], cells: CellOptions):
+        self._session = session
+        self._keyspace = keyspace
+        self._table = table
+        self._key_columns = key_columns
+        self._clustering_key = clustering_key
+        self._cells = cells
+        self._prepared: dict[tuple, Binder] = {}
+        self._layouts: dict[tuple[str, ...], RowLayout] = {}
+
+    def _insert(self, columns: tuple[str, ...], timestamp: bool, ttl: bool) -> Binder:
+        key = (columns, timestamp, ttl)
+        binder = self._prepared.get(key)
+        if binder is None:
+            binder = self._prepared[key] = Binder(self._session.prepare(insert_statement(
+                self._keyspace, self._table, columns, timestamp=timestamp, ttl=ttl)))
+        return binder
+
+    def of(self, row: Mapping) -> list:
+        """The bound INSERTs that write ``row`` (more than one when its cells differ in
+        writetime or TTL). Raises when a value does not fit its column or a key is null."""
+        if not self._cells.any:
+            columns = tuple(row)
+            if any(row.get(name) is None for name in self._clustering_key):
+                # A partition with static cells only: no clustering key, so no row to insert.
+                row = {name: value for name, value in row.items() if value is not None}
+                columns = tuple(row)
+            return [self._insert(columns, False, False).bind(
+                [UNSET_VALUE if value is None else value for value in row.values()])]
+        keys = tuple(row)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layouts[keys] = RowLayout(keys, self._key_columns, self._cells)
+        uniform = layout.uniform(row)
+        if uniform is not None:
+            values, writetime, ttl = uniform
+            values += [value for value in (writetime, ttl) if value is not None]
+            return [self._insert(layout.columns, writetime is not None,
+                                 ttl is not None).bind(values)]
+        statements = []
+        for cells, writetime, ttl in self.groups(row):
+            values = list(cells.values())
+            values += [value for value in (writetime, ttl) if value is not None]
+            statements.append(self._insert(tuple(cells), writetime is not None,
+                                           ttl is not None).bind(values))
+        return statements
+
+    def groups(self, row: Mapping) -> list | None:
+        """The row's cell groups when writetimes or TTLs are kept (for its dead letter)."""
+        if not self._cells.any:
+            return None
+        return cell_groups(row, self._key_columns, self._cells)
+
+
+def request_for(statements: list):
+    """One request for some statements: a lone statement, or an UNLOGGED batch of them all."""
+    if len(statements) == 1:
+        return statements[0]
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for statement in statements:
+        batch.add(statement)
+    return batch
+
+
+def within_bytes(members: Iterable[tuple[list, object]], max_bytes: int
+                 ) -> Iterator[list[tuple[list, object]]]:
+    """Cut (statements, anything) pairs into chunks whose statements carry at most
+    ``max_bytes`` of values (a lone member over it is a chunk of its own): Cassandra refuses a
+    multi-partition batch over batch_size_fail_threshold (50 KiB by default), and the fallback
+    to single rows would cost far more than smaller batches."""
+    chunk, size = [], 0
+    for member in members:
+        statements = member[0]
+        row_size = sum(len(value) for statement in statements for value in statement.values
+                       if isinstance(value, (bytes, bytearray)))
+        if chunk and size + row_size > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(member)
+        size += row_size
+    if chunk:
+        yield chunk
