@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import (
 
 from pipelines import logs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
-from pipelines.validate import TablePlan, check_against_clusters
+from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import ReadFromCassandra, RetryPolicy, WriteJsonLines, WriteToCassandra
 from transforms import progress as progress_module
 from transforms.counters import WriteCountersToCassandra
