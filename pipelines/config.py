@@ -99,6 +99,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,48}$")
 _CONSISTENCY_NAMES = sorted(ConsistencyLevel.name_to_value)
 _WRITE_LEVELS = [name for name in _CONSISTENCY_NAMES if "SERIAL" not in name]
 _READ_LEVELS = [name for name in _CONSISTENCY_NAMES if name not in ("ANY", "EACH_QUORUM")]
+# The fallback level is used by reads and writes alike.
+_FALLBACK_LEVELS = [name for name in _READ_LEVELS if name in _WRITE_LEVELS]
 
 
 class _Problems:
@@ -194,7 +196,7 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "SPLITS": (None, _optional(_integer(1, 1_000_000))),
     "READ_CONSISTENCY": ("LOCAL_QUORUM", _consistency(_READ_LEVELS)),
     "WRITE_CONSISTENCY": ("QUORUM", _consistency(_WRITE_LEVELS)),
-    "FALLBACK_CONSISTENCY": ("ONE", _optional(_consistency(_WRITE_LEVELS))),
+    "FALLBACK_CONSISTENCY": ("ONE", _optional(_consistency(_FALLBACK_LEVELS))),
     "RETRY_ATTEMPTS": (3, _integer(0, 100)),
     "RETRY_BACKOFF_SECONDS": (0.5, _number(0, 600)),
     "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),

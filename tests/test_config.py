@@ -87,6 +87,11 @@ BAD_SETTINGS = [
     ("batch mode", {**MINIMAL, "BATCH_MODE": "LOGGED"}, "BATCH_MODE: must be one of"),
     ("duplicate target", {**MINIMAL, "TABLES": ["a", {"SOURCE": "b", "TARGET": "a"}]},
      "target table a appears more than once"),
+    ("fallback ANY", {**MINIMAL, "FALLBACK_CONSISTENCY": "ANY"},
+     "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE, LOCAL_QUORUM, ONE, QUORUM, THREE, "
+     "TWO, not 'ANY'"),
+    ("fallback SERIAL", {**MINIMAL, "FALLBACK_CONSISTENCY": "LOCAL_SERIAL"},
+     "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE"),
 ]
 
 
