@@ -6,7 +6,8 @@ reported with the file and the key (``TABLES[2].TARGET: ...``), all of them at o
 anything connects or writes. Only the CLI layer turns a ``SettingsError`` into an exit code.
 
 Secrets: PASSWORD_ENV names an environment variable and PASSWORD_FILE a file that hold the
-password; a PASSWORD written in the file itself works too, but is never printed or logged.
+password; a PASSWORD written in the file itself works too, but is never printed or logged. A
+password is refused from ``--set``: the command line is visible to every user of the machine.
 """
 
 from __future__ import annotations
@@ -416,17 +417,38 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
     return tuple(tables)
 
 
+def _holds_password(key: str, value: Any) -> bool:
+    if key.strip().upper() == "PASSWORD":
+        return True
+    return isinstance(value, Mapping) and any(_holds_password(str(inner), inner_value)
+                                              for inner, inner_value in value.items())
+
+
 def _apply_override(document: dict, assignment: str, problems: _Problems) -> None:
     key, separator, text = assignment.partition("=")
     if not separator or not key:
         problems.add("--set", f"expected KEY=VALUE, got {assignment!r}")
         return
+    *parents, leaf = key.strip().split(".")
+    password_refused = (
+        "a password on the command line is visible to every user of the machine and travels "
+        "in the pipeline options; use PASSWORD_ENV (an environment variable) or PASSWORD_FILE "
+        "(a file) instead")
+    if leaf.strip().upper() == "PASSWORD":
+        problems.add(f"--set {key.strip()}", password_refused)
+        return
     try:
         value = yaml.safe_load(text) if text else None
     except yaml.YAMLError as error:
-        problems.add(f"--set {key}", f"value is not valid YAML: {error}")
+        # YAML's message quotes the text, which may hold a password.
+        if "PASSWORD" in text.upper():
+            problems.add(f"--set {key.strip()}", password_refused)
+        else:
+            problems.add(f"--set {key}", f"value is not valid YAML: {error}")
         return
-    *parents, leaf = key.strip().split(".")
+    if _holds_password(leaf, value):
+        problems.add(f"--set {key.strip()}", password_refused)
+        return
     target = document
     for parent in parents:
         target = target.setdefault(parent, {})

@@ -223,3 +223,24 @@ def test_password_file_and_options_per_key(tmp_path):
     assert settings.max_workers == 7  # --set wins over the option of the same key
     assert settings.target.connection.port == 9999
     assert [table.source for table in settings.tables] == ["a", "b"]
+
+
+@pytest.mark.parametrize("assignment", [
+    "SOURCE.PASSWORD=hunter2-secret",
+    "target.password=hunter2-secret",
+    "TARGET={HOSTS: [h], KEYSPACE: k, USERNAME: u, PASSWORD: hunter2-secret}",
+    "SOURCE={PASSWORD: [hunter2-secret",  # not even YAML: still not echoed
+])
+def test_a_password_on_the_command_line_is_refused_without_echoing_it(tmp_path, assignment,
+                                                                        capsys):
+    """argv is visible to every user of the machine and --set travels in the pipeline options."""
+    path = write(tmp_path, {**MINIMAL, "SUMMARY_FILE": str(tmp_path / "s.json")})
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path, [assignment])
+    message = str(raised.value)
+    assert "--set " in message and "PASSWORD_ENV" in message and "PASSWORD_FILE" in message
+    assert "hunter2-secret" not in message
+    assert migrate.run(["--config", path, "--set", assignment]) == 2
+    error = capsys.readouterr().err
+    assert "PASSWORD_ENV" in error and "hunter2-secret" not in error
+    assert not (tmp_path / "s.json").exists()
