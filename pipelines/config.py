@@ -330,6 +330,32 @@ def _writetime(value) -> int:
     raise ValueError(f"must be a timestamp, not {_type_name(value)} {value!r}")
 
 
+# Quoted text: 'strings' ('' escapes a quote), "identifiers" ("" escapes one) and $$strings$$;
+# an unterminated one runs to the end (the source cluster then rejects the condition).
+_QUOTED = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|\$\$.*?(?:\$\$|$)", re.DOTALL)
+# What a SELECT may carry after its WHERE clause, and what ends or hides the rest of it.
+_NOT_A_CONDITION = re.compile(
+    r"\b(?:PER\s+PARTITION\s+LIMIT|LIMIT|ORDER\s+BY|GROUP\s+BY|ALLOW\s+FILTERING)\b"
+    r"|;|--|//|/\*", re.IGNORECASE)
+
+
+def _condition(value) -> str:
+    """A WHERE condition only: the read appends it to each token range's restriction, so a
+    LIMIT would silently cut every range short and ORDER BY, a ';' or a comment would change
+    the statement."""
+    _text(value)
+    unquoted = _QUOTED.sub(lambda match: " " * len(match.group()), value)
+    found = []
+    for match in _NOT_A_CONDITION.finditer(unquoted):
+        words = " ".join(match.group().upper().split())
+        if words not in found:
+            found.append(words)
+    if found:
+        raise ValueError(f"must be a condition only (such as region = 'eu'), without "
+                         f"{', '.join(found)}")
+    return value
+
+
 _TABLE_KEYS = ("SOURCE", "TARGET", "PARTITIONS", "COLUMNS", "CONSTANTS", "WHERE",
                "WRITETIME_FROM", "WRITETIME_TO")
 
@@ -353,7 +379,7 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
             options["constants"] = tuple(constants.items())
     if item.get("WHERE") is not None:
         try:
-            options["where"] = _text(item["WHERE"])
+            options["where"] = _condition(item["WHERE"])
         except ValueError as error:
             problems.add(f"{where}.WHERE", str(error))
     for key in ("WRITETIME_FROM", "WRITETIME_TO"):

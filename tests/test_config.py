@@ -92,6 +92,19 @@ BAD_SETTINGS = [
      "TWO, not 'ANY'"),
     ("fallback SERIAL", {**MINIMAL, "FALLBACK_CONSISTENCY": "LOCAL_SERIAL"},
      "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE"),
+    *[(f"WHERE with {found}", {**MINIMAL, "TABLES": [{"SOURCE": "a", "WHERE": where}]},
+       f"TABLES[0].WHERE: must be a condition only (such as region = 'eu'), without {found}")
+      for where, found in [
+          ("x = 1 LIMIT 10", "LIMIT"),
+          ("x = 1 limit 10", "LIMIT"),
+          ("x = 'a'LIMIT 10", "LIMIT"),
+          ("x = 1 PER  PARTITION\nLIMIT 1", "PER PARTITION LIMIT"),
+          ("x = 1 ORDER BY y DESC", "ORDER BY"),
+          ("x = 1 group by y", "GROUP BY"),
+          ("x = 1 ALLOW FILTERING", "ALLOW FILTERING"),
+          ("x = 1; DROP TABLE a", ";"),
+          ("x = 'it''s' -- the rest", "--"),
+      ]],
 ]
 
 
@@ -244,3 +257,16 @@ def test_a_password_on_the_command_line_is_refused_without_echoing_it(tmp_path, 
     error = capsys.readouterr().err
     assert "PASSWORD_ENV" in error and "hunter2-secret" not in error
     assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize("where", [
+    "note = 'no limit; order by x, allow filtering'",
+    "note = 'it''s LIMIT 3' AND kind = 'group by'",
+    '"limit" = 1 AND "Order By" = 2',
+    "limited = 1 AND per_partition = 2 AND grouped = 'x'",
+    "note = $$LIMIT 5; -- $$",
+])
+def test_where_keywords_inside_quotes_or_names_are_accepted(tmp_path, where):
+    settings = load_settings(write(tmp_path, {**MINIMAL, "TABLES": [{"SOURCE": "a",
+                                                                     "WHERE": where}]}))
+    assert settings.tables[0].where == where
