@@ -371,6 +371,15 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
                                              "names (or to null to skip a column)")
         else:
             options["columns"] = tuple(columns.items())
+            sources_of: dict[str, list[str]] = {}
+            for name, target in columns.items():
+                if target is not None:
+                    sources_of.setdefault(target, []).append(name)
+            for target, names in sources_of.items():
+                if len(names) > 1:
+                    problems.add(f"{where}.COLUMNS", f"{' and '.join(names)} are "
+                                                     f"{'both' if len(names) == 2 else 'all'} "
+                                                     f"renamed to {target}")
     constants = item.get("CONSTANTS")
     if constants is not None:
         if not isinstance(constants, Mapping) or not all(isinstance(k, str) for k in constants):

@@ -1,9 +1,10 @@
 """Checks against the live clusters, made before anything is written.
 
 Both clusters must answer; every source table and target table must exist; the target's primary
-key must be the source's (same columns, same types, same order) and every copied column must
-exist on the target with the same type. Problems are collected and raised together as a
-``SettingsError`` that names the file, the table and the columns.
+key must be the source's (same columns, same types, same order), every copied column must
+exist on the target with the same type, and no two source columns may land on one target column.
+Problems are collected and raised together as a ``SettingsError`` that names the file, the
+table and the columns.
 """
 
 from __future__ import annotations
@@ -201,6 +202,18 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
     for name in renames:
         if name not in source_table.columns:
             problems.append(f"{where}.COLUMNS: {source_label} has no column {name}")
+
+    sources_of: dict[str, list[str]] = {}
+    for name in source_table.columns:
+        if renames.get(name, name) is not None:
+            sources_of.setdefault(renames.get(name, name), []).append(name)
+    for target_name, names in sources_of.items():
+        if len(names) > 1:
+            kept = [name for name in names if name not in renames]
+            hint = f" (rename or skip {' and '.join(kept)} too)" if kept else ""
+            problems.append(f"{where}.COLUMNS: {' and '.join(names)} of {source_label} would "
+                            f"{'both' if len(names) == 2 else 'all'} be written to "
+                            f"{target_name} of {target_label}{hint}")
 
     def renamed(columns):
         return [(renames.get(column.name, column.name), _normalise(column.cql_type))

@@ -92,6 +92,9 @@ BAD_SETTINGS = [
      "TWO, not 'ANY'"),
     ("fallback SERIAL", {**MINIMAL, "FALLBACK_CONSISTENCY": "LOCAL_SERIAL"},
      "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE"),
+    ("two columns renamed to one", {**MINIMAL, "TABLES": [
+        {"SOURCE": "a", "COLUMNS": {"kind": "label", "note": "label", "x": None}}]},
+     "TABLES[0].COLUMNS: kind and note are both renamed to label"),
     *[(f"WHERE with {found}", {**MINIMAL, "TABLES": [{"SOURCE": "a", "WHERE": where}]},
        f"TABLES[0].WHERE: must be a condition only (such as region = 'eu'), without {found}")
       for where, found in [
@@ -165,6 +168,10 @@ CLUSTER_PROBLEMS = [
      "TARGET.HOSTS: cannot connect to 127.0.0.77:9042"),
     ("partition key arity", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [[1, 2]]}]},
      "TABLES[0].PARTITIONS: [1, 2] has 2 values but the partition key"),
+    ("renamed onto a copied column", {"TABLES": [{"SOURCE": "events",
+                                                  "COLUMNS": {"kind": "note"}}]},
+     "TABLES[0].COLUMNS: kind and note of {ks}.events would both be written to note of "
+     "{ks}.events (rename or skip note too)"),
 ]
 
 
