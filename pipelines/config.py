@@ -402,6 +402,27 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
     return options
 
 
+def _comparable(value: Any) -> Any:
+    """A hashable stand-in for a YAML value: equal values, and only those, get equal ones."""
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(map(_comparable, value)))
+    if isinstance(value, Mapping):
+        return ("map", frozenset((_comparable(k), _comparable(v)) for k, v in value.items()))
+    return (type(value).__name__, value)
+
+
+def unique_partitions(keys) -> tuple[tuple, ...]:
+    """Partition keys without repeats, first seen first: a partition listed twice would be read
+    twice, and two readers of one counter partition could both add the same delta."""
+    seen, unique = set(), []
+    for key in keys:
+        marker = _comparable(key)
+        if marker not in seen:
+            seen.add(marker)
+            unique.append(key)
+    return tuple(unique)
+
+
 def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
     if raw == ALL_TABLES:
         return (TableMapping(ALL_TABLES, ALL_TABLES),)
@@ -441,8 +462,8 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
                                                     "(a value, or a list for a composite key)")
                 partitions = None
             else:
-                partitions = tuple(tuple(key) if isinstance(key, list) else (key,)
-                                   for key in partitions)
+                partitions = unique_partitions(tuple(key) if isinstance(key, list) else (key,)
+                                               for key in partitions)
         options = _table_options(problems, where, item)
         if len(names) == 2:
             tables.append(TableMapping(names["SOURCE"], names["TARGET"], partitions, **options))

@@ -51,6 +51,16 @@ def test_command_line_overrides_win_over_the_file(tmp_path):
     assert settings.fallback_consistency is None
 
 
+def test_duplicate_partitions_are_listed_once_in_first_seen_order(tmp_path):
+    """Two work items for one partition would read it twice, and a counter table's two
+    readers could both add the same delta."""
+    document = {**MINIMAL, "TABLES": [{"SOURCE": "a", "PARTITIONS": [
+        3, [5], 3, 8, 5, [2, "x"], [2, "x"], [[1, 2]], [[1, 2]], "3", True, 1]}]}
+    settings = load_settings(write(tmp_path, document))
+    assert settings.tables[0].partitions == (
+        (3,), (5,), (8,), (2, "x"), ([1, 2],), ("3",), (True,), (1,))
+
+
 def test_password_is_never_in_the_repr(tmp_path, monkeypatch):
     monkeypatch.setenv("MIGRATOR_PW", "hunter2")
     document = {**MINIMAL, "SOURCE": {**MINIMAL["SOURCE"], "USERNAME": "app",
