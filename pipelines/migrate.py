@@ -151,7 +151,7 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),
             fetch_size=settings.fetch_batch_size, policy=read_policy,
-            partitions=mapping.partitions, metrics_namespace=namespace,
+            partitions=plan.partitions, metrics_namespace=namespace,
             cell_metadata=keep_cells or window, where=mapping.where)
         rows = read.rows
         if mapping.columns or mapping.constants or window:

@@ -2,7 +2,8 @@
 
 Both clusters must answer; every source table and target table must exist; the target's primary
 key must be the source's (same columns, same types, same order), every copied column must
-exist on the target with the same type, and no two source columns may land on one target column.
+exist on the target with the same type, no two source columns may land on one target column,
+and every listed partition key must fit the source's partition key columns.
 Problems are collected and raised together as a ``SettingsError`` that names the file, the
 table and the columns.
 """
@@ -10,12 +11,20 @@ table and the columns.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from cassandra.cluster import NoHostAvailable
 from cassandra.cqltypes import _casstypes
 
-from pipelines.config import ALL_TABLES, ClusterSettings, Settings, SettingsError, TableMapping
+from pipelines.config import (
+    ALL_TABLES,
+    ClusterSettings,
+    Settings,
+    SettingsError,
+    TableMapping,
+    unique_partitions,
+)
 from transforms.cql import quote
 
 _LOG = logging.getLogger(__name__)
@@ -34,6 +43,9 @@ class TablePlan:
     columns: tuple[str, ...]
     estimated_partitions: int | None
     counters: bool = False
+    # The listed partition keys as the driver binds them (UUID strings made UUIDs), or None
+    # for the whole ring; ``mapping.partitions`` keeps them as the settings wrote them.
+    partitions: tuple[tuple, ...] | None = None
 
 
 def _normalise(cql_type: str) -> str:
@@ -260,19 +272,48 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
                      or mapping.writetime_to):
         problems.append(f"{where}: {source_label} is a counter table: WHERE, CONSTANTS and "
                         "writetime windows do not apply to counters")
+    partitions = None
     if mapping.partitions is not None:
-        width = len(source_table.partition_key)
-        for key in mapping.partitions:
-            if len(key) != width:
-                problems.append(f"{where}.PARTITIONS: {list(key)} has {len(key)} values but "
-                                f"the partition key of {source_label} has {width}")
+        partitions = _partition_keys(where, mapping.partitions, source_table.partition_key,
+                                     source_label, problems)
     if mapping.where:
         problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
     if len(problems) > before:
         return None
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
                      _estimated_partitions(source, settings.source.keyspace, mapping.source),
-                     counters=bool(counters))
+                     counters=bool(counters), partitions=partitions)
+
+
+def _partition_value(cql_type: str, value):
+    """YAML cannot write a UUID: for a uuid or timeuuid column, a string that parses as one
+    (a version 1 one for timeuuid) becomes a ``uuid.UUID``; anything else is left as it is."""
+    if _normalise(cql_type) not in ("uuid", "timeuuid") or not isinstance(value, str):
+        return value
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return value
+    return value if cql_type == "timeuuid" and parsed.version != 1 else parsed
+
+
+def _partition_keys(where, keys, key_columns, source_label, problems) -> tuple[tuple, ...]:
+    """PARTITIONS as the driver binds them, each value checked against its column's type."""
+    converted = []
+    for key in keys:
+        if len(key) != len(key_columns):
+            problems.append(f"{where}.PARTITIONS: {list(key)} has {len(key)} values but the "
+                            f"partition key of {source_label} has {len(key_columns)}")
+            continue
+        values = tuple(_partition_value(column.cql_type, value)
+                       for value, column in zip(key, key_columns, strict=True))
+        for original, value, column in zip(key, values, key_columns, strict=True):
+            if not _accepts(column.cql_type, value):
+                problems.append(f"{where}.PARTITIONS: {original!r} is not a valid "
+                                f"{column.cql_type} for partition key column {column.name} "
+                                f"of {source_label}")
+        converted.append(values)
+    return unique_partitions(converted)  # two spellings of one UUID are one partition
 
 
 _SIMPLE_TYPES = {cls.typename: cls for cls in _casstypes.values()

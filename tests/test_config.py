@@ -178,6 +178,9 @@ CLUSTER_PROBLEMS = [
      "TARGET.HOSTS: cannot connect to 127.0.0.77:9042"),
     ("partition key arity", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [[1, 2]]}]},
      "TABLES[0].PARTITIONS: [1, 2] has 2 values but the partition key"),
+    ("wrong-typed partition", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [1, "abc"]}]},
+     "TABLES[0].PARTITIONS: 'abc' is not a valid int for partition key column account_id of "
+     "{ks}.events"),
     ("renamed onto a copied column", {"TABLES": [{"SOURCE": "events",
                                                   "COLUMNS": {"kind": "note"}}]},
      "TABLES[0].COLUMNS: kind and note of {ks}.events would both be written to note of "
