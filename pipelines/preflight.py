@@ -2,15 +2,19 @@
 
 Both clusters must answer; every source table and target table must exist; the target's primary
 key must be the source's (same columns, same types, same order), every copied column must
-exist on the target with the same type, no two source columns may land on one target column,
-and every listed partition key must fit the source's partition key columns.
+exist on the target with the same type, every user type a copied column uses must have the same
+fields on the target (same names, types and order: Cassandra matches types by name only), no
+two source columns may land on one target column, and every listed partition key must fit the
+source's partition key columns.
 Problems are collected and raised together as a ``SettingsError`` that names the file, the
 table and the columns.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -255,6 +259,8 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         problems.append(f"{where}: {target_label} has no column {', '.join(missing)} "
                         f"(present in {source_label})")
     problems.extend(f"{where}: column {text}" for text in mismatched)
+    problems.extend(_user_type_problems(settings, where, source_label, source_table, renames,
+                                        source_keyspace, target_keyspace))
     key_names = {column.name for column in (*source_table.partition_key,
                                             *source_table.clustering_key)}
     for name in key_names:
@@ -314,6 +320,61 @@ def _partition_keys(where, keys, key_columns, source_label, problems) -> tuple[t
                                 f"of {source_label}")
         converted.append(values)
     return unique_partitions(converted)  # two spellings of one UUID are one partition
+
+
+_TYPE_NAME = re.compile(r'"((?:[^"]|"")*)"|(\w+)')
+
+
+def _user_types_in(cql_type: str, user_types, found: list[str]) -> list[str]:
+    """The user types a CQL type uses, also inside collections, tuples and other user types."""
+    for quoted, plain in _TYPE_NAME.findall(cql_type):
+        name = quoted.replace('""', '"') if quoted else plain
+        if name in user_types and name not in found:
+            found.append(name)
+            for field_type in user_types[name].field_types:
+                _user_types_in(field_type, user_types, found)
+    return found
+
+
+def _user_type_problems(settings, where, source_label, source_table, renames, source_keyspace,
+                        target_keyspace) -> list[str]:
+    """Cassandra finds a column's user type by name in its own keyspace, and the copy sends
+    fields by position: a target type of the same name with other fields would take values
+    into the wrong fields, silently. So fields must match in name, type and order."""
+    columns_of: dict[str, list[str]] = {}
+    for name, column in source_table.columns.items():
+        if renames.get(name, name) is None:
+            continue  # skipped
+        for type_name in _user_types_in(column.cql_type, source_keyspace.user_types, []):
+            columns_of.setdefault(type_name, []).append(name)
+    problems = []
+    for type_name, columns in columns_of.items():
+        source_label_of_type = f"{quote(settings.source.keyspace)}.{quote(type_name)}"
+        target_label_of_type = f"{quote(settings.target.keyspace)}.{quote(type_name)}"
+        used_by = (f"column {columns[0]} of {source_label} uses" if len(columns) == 1 else
+                   f"columns {', '.join(sorted(columns))} of {source_label} use")
+        target_type = target_keyspace.user_types.get(type_name)
+        if target_type is None:
+            problems.append(f"{where}: {used_by} user type {type_name}, which "
+                            f"{target_label_of_type} does not define")
+            continue
+        source_fields = _fields(source_keyspace.user_types[type_name])
+        target_fields = _fields(target_type)
+        differences = [
+            f"field {position} is {mine or 'absent'} in {source_label_of_type} but "
+            f"{theirs or 'absent'} in {target_label_of_type}"
+            for position, (mine, theirs) in enumerate(
+                itertools.zip_longest(source_fields, target_fields), start=1)
+            if mine != theirs]
+        if differences:
+            problems.append(f"{where}: {used_by} user type {type_name}, whose fields differ on "
+                            f"the target: {'; '.join(differences)}")
+    return problems
+
+
+def _fields(user_type) -> list[str]:
+    return [f"{name} {_normalise(cql_type)}"
+            for name, cql_type in zip(user_type.field_names, user_type.field_types, strict=True)]
 
 
 _SIMPLE_TYPES = {cls.typename: cls for cls in _casstypes.values()
