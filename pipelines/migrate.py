@@ -86,6 +86,25 @@ def check_secrets_for_runner(settings: Settings, options: PipelineOptions) -> No
             "gs:// paths included)")
 
 
+def _runner_name(options: PipelineOptions) -> str:
+    """The runner in one spelling: "direct", "dataflow", "flink", "portable", ..."""
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower().removesuffix("runner")
+
+
+def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOptions) -> None:
+    """Dataflow workers write on their own disks, which vanish with them: dead letters must go
+    to a bucket there."""
+    if "://" in settings.failed_rows_dir or _runner_name(options) not in ("dataflow",
+                                                                          "testdataflow"):
+        return
+    raise SettingsError(
+        f"{settings.path}: FAILED_ROWS_DIR: {settings.failed_rows_dir} is a local path, which "
+        "the DataflowRunner's workers would write on their own disks; use gs://<bucket>/<path> "
+        "(a bucket the workers' service account can write)")
+
+
 def splits_for(settings: Settings, plan: TablePlan) -> int:
     if settings.splits is not None:
         return settings.splits
@@ -96,9 +115,13 @@ def splits_for(settings: Settings, plan: TablePlan) -> int:
 
 def run_directory(settings: Settings, started: float) -> str:
     """This run's dead-letter folder: FAILED_ROWS_DIR/<UTC start time>, so no run overwrites
-    the files of an earlier one."""
-    return FileSystems.join(settings.failed_rows_dir,
-                            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)))
+    the files of an earlier one. A relative local FAILED_ROWS_DIR is resolved here, in the
+    launcher, so that workers sharing its file system (a local Flink) write where the summary
+    says, whatever their working directory."""
+    base = settings.failed_rows_dir
+    if "://" not in base:
+        base = os.path.abspath(base)
+    return FileSystems.join(base, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)))
 
 
 def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
@@ -232,6 +255,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(migrate_options.config, command_line_overrides(options))
         check_secrets_for_runner(settings, options)
+        check_dead_letter_dir_for_runner(settings, options)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
