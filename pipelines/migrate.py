@@ -17,16 +17,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
+    DebugOptions,
     DirectOptions,
     FlinkRunnerOptions,
     PipelineOptions,
+    PortableOptions,
     StandardOptions,
+    WorkerOptions,
 )
 
 from pipelines import logs, summary
@@ -133,21 +137,56 @@ def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
 
 def rate_per_process(settings: Settings, options: PipelineOptions) -> float | None:
     """MAX_ROWS_PER_SECOND for one worker process: every writer of a process shares one limit,
-    so the run's limit is divided among the processes that write."""
+    so the run's limit is divided among the processes that write (see _writing_processes)."""
     if not settings.max_rows_per_second:
         return None
-    direct = options.view_as(DirectOptions)
-    processes = 1
-    if direct.direct_running_mode == "multi_processing":
-        processes = direct.direct_num_workers or 1
-    else:
-        all_options = options.get_all_options()
-        for name in ("num_workers", "max_num_workers", "parallelism"):
-            value = all_options.get(name)
-            if isinstance(value, int) and value > 0:
-                processes = value
-                break
-    return settings.max_rows_per_second / processes
+    return settings.max_rows_per_second / _writing_processes(settings, options)
+
+
+# Compute Engine types whose name does not end in their vCPUs.
+_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
+
+
+def _vcpus(machine_type: str | None) -> int:
+    """vCPUs of a Compute Engine machine type (n1-standard-4: 4, n2-custom-6-20480: 6); 1 when
+    not given (Dataflow's batch default, n1-standard-1) or not understood."""
+    name = (machine_type or "").rsplit("/", 1)[-1]
+    if name in _SHARED_CORE_VCPUS:
+        return _SHARED_CORE_VCPUS[name]
+    found = re.search(r"custom-(\d+)-\d+", name) or re.search(r"-(\d+)(?:-lssd)?$", name)
+    return int(found.group(1)) if found else 1
+
+
+def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
+    """How many processes write at once, each with its own limiter; rounded up when unsure, so
+    the run never goes above its limit.
+
+    DirectRunner: one, or direct_num_workers in multi_processing mode. Flink and other portable
+    runners: one with a LOOPBACK environment (every worker thread in the launching process,
+    which FlinkRunner uses on an embedded Flink when no environment is given), else one per unit
+    of --parallelism (DOCKER, PROCESS, EXTERNAL). Dataflow: an SDK process per vCPU of each VM
+    (one per VM with the no_use_multiple_sdk_containers experiment) on up to --max_num_workers
+    (else --num_workers) VMs."""
+    runner = _runner_name(options)
+    if runner in ("direct", "bundlebaseddirect", "switchingdirect"):
+        direct = options.view_as(DirectOptions)
+        if direct.direct_running_mode == "multi_processing":
+            return direct.direct_num_workers or os.cpu_count() or 1
+        return 1
+    if runner in ("dataflow", "testdataflow"):
+        workers = options.view_as(WorkerOptions)
+        vms = workers.max_num_workers or workers.num_workers or 1
+        if options.view_as(DebugOptions).lookup_experiment("no_use_multiple_sdk_containers"):
+            return vms
+        return vms * _vcpus(workers.machine_type)
+    environment = (options.view_as(PortableOptions).environment_type or "").upper()
+    if not environment and runner == "flink" and options.view_as(
+            FlinkRunnerOptions).flink_master in ("[local]", "[auto]", None):
+        environment = "LOOPBACK"  # what FlinkRunner chooses for an embedded Flink
+    if environment == "LOOPBACK" or "EMBEDDED_PYTHON" in environment:
+        return 1
+    parallelism = options.view_as(FlinkRunnerOptions).parallelism
+    return parallelism if parallelism and parallelism > 0 else settings.max_workers
 
 
 def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
