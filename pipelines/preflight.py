@@ -5,9 +5,8 @@ key must be the source's (same columns, same types, same order), every copied co
 exist on the target with the same type, every user type a copied column uses must have the same
 fields on the target (same names, types and order: Cassandra matches types by name only), no
 two source columns may land on one target column, and every listed partition key must fit the
-source's partition key columns.
-Problems are collected and raised together as a ``SettingsError`` that names the file, the
-table and the columns.
+source's partition key columns. Problems are collected and raised together as a
+``SettingsError`` that names the file, the table and the columns.
 """
 
 from __future__ import annotations
