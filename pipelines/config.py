@@ -6,7 +6,8 @@ reported with the file and the key (``TABLES[2].TARGET: ...``), all of them at o
 anything connects or writes. Only the CLI layer turns a ``SettingsError`` into an exit code.
 
 Secrets: PASSWORD_ENV names an environment variable and PASSWORD_FILE a file that hold the
-password; a PASSWORD written in the file itself works too, but is never printed or logged.
+password; a PASSWORD written in the file itself works too, but is never printed or logged. A
+password is refused from ``--set``: the command line is visible to every user of the machine.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,48}$")
 _CONSISTENCY_NAMES = sorted(ConsistencyLevel.name_to_value)
 _WRITE_LEVELS = [name for name in _CONSISTENCY_NAMES if "SERIAL" not in name]
 _READ_LEVELS = [name for name in _CONSISTENCY_NAMES if name not in ("ANY", "EACH_QUORUM")]
+# The fallback level is used by reads and writes alike.
+_FALLBACK_LEVELS = [name for name in _READ_LEVELS if name in _WRITE_LEVELS]
 
 
 class _Problems:
@@ -194,7 +197,7 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "SPLITS": (None, _optional(_integer(1, 1_000_000))),
     "READ_CONSISTENCY": ("LOCAL_QUORUM", _consistency(_READ_LEVELS)),
     "WRITE_CONSISTENCY": ("QUORUM", _consistency(_WRITE_LEVELS)),
-    "FALLBACK_CONSISTENCY": ("ONE", _optional(_consistency(_WRITE_LEVELS))),
+    "FALLBACK_CONSISTENCY": ("ONE", _optional(_consistency(_FALLBACK_LEVELS))),
     "RETRY_ATTEMPTS": (3, _integer(0, 100)),
     "RETRY_BACKOFF_SECONDS": (0.5, _number(0, 600)),
     "RETRY_MAX_BACKOFF_SECONDS": (30.0, _number(0, 3600)),
@@ -327,6 +330,32 @@ def _writetime(value) -> int:
     raise ValueError(f"must be a timestamp, not {_type_name(value)} {value!r}")
 
 
+# Quoted text: 'strings' ('' escapes a quote), "identifiers" ("" escapes one) and $$strings$$;
+# an unterminated one runs to the end (the source cluster then rejects the condition).
+_QUOTED = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|\$\$.*?(?:\$\$|$)", re.DOTALL)
+# What a SELECT may carry after its WHERE clause, and what ends or hides the rest of it.
+_NOT_A_CONDITION = re.compile(
+    r"\b(?:PER\s+PARTITION\s+LIMIT|LIMIT|ORDER\s+BY|GROUP\s+BY|ALLOW\s+FILTERING)\b"
+    r"|;|--|//|/\*", re.IGNORECASE)
+
+
+def _condition(value) -> str:
+    """A WHERE condition only: the read appends it to each token range's restriction, so a
+    LIMIT would silently cut every range short and ORDER BY, a ';' or a comment would change
+    the statement."""
+    _text(value)
+    unquoted = _QUOTED.sub(lambda match: " " * len(match.group()), value)
+    found = []
+    for match in _NOT_A_CONDITION.finditer(unquoted):
+        words = " ".join(match.group().upper().split())
+        if words not in found:
+            found.append(words)
+    if found:
+        raise ValueError(f"must be a condition only (such as region = 'eu'), without "
+                         f"{', '.join(found)}")
+    return value
+
+
 _TABLE_KEYS = ("SOURCE", "TARGET", "PARTITIONS", "COLUMNS", "CONSTANTS", "WHERE",
                "WRITETIME_FROM", "WRITETIME_TO")
 
@@ -342,6 +371,15 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
                                              "names (or to null to skip a column)")
         else:
             options["columns"] = tuple(columns.items())
+            sources_of: dict[str, list[str]] = {}
+            for name, target in columns.items():
+                if target is not None:
+                    sources_of.setdefault(target, []).append(name)
+            for target, names in sources_of.items():
+                if len(names) > 1:
+                    problems.add(f"{where}.COLUMNS", f"{' and '.join(names)} are "
+                                                     f"{'both' if len(names) == 2 else 'all'} "
+                                                     f"renamed to {target}")
     constants = item.get("CONSTANTS")
     if constants is not None:
         if not isinstance(constants, Mapping) or not all(isinstance(k, str) for k in constants):
@@ -350,7 +388,7 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
             options["constants"] = tuple(constants.items())
     if item.get("WHERE") is not None:
         try:
-            options["where"] = _text(item["WHERE"])
+            options["where"] = _condition(item["WHERE"])
         except ValueError as error:
             problems.add(f"{where}.WHERE", str(error))
     for key in ("WRITETIME_FROM", "WRITETIME_TO"):
@@ -362,6 +400,27 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
     if options.get("writetime_from", 0) > options.get("writetime_to", float("inf")):
         problems.add(f"{where}.WRITETIME_TO", "must not be before WRITETIME_FROM")
     return options
+
+
+def _comparable(value: Any) -> Any:
+    """A hashable stand-in for a YAML value: equal values, and only those, get equal ones."""
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(map(_comparable, value)))
+    if isinstance(value, Mapping):
+        return ("map", frozenset((_comparable(k), _comparable(v)) for k, v in value.items()))
+    return (type(value).__name__, value)
+
+
+def unique_partitions(keys) -> tuple[tuple, ...]:
+    """Partition keys without repeats, first seen first: a partition listed twice would be read
+    twice, and two readers of one counter partition could both add the same delta."""
+    seen, unique = set(), []
+    for key in keys:
+        marker = _comparable(key)
+        if marker not in seen:
+            seen.add(marker)
+            unique.append(key)
+    return tuple(unique)
 
 
 def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
@@ -403,8 +462,8 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
                                                     "(a value, or a list for a composite key)")
                 partitions = None
             else:
-                partitions = tuple(tuple(key) if isinstance(key, list) else (key,)
-                                   for key in partitions)
+                partitions = unique_partitions(tuple(key) if isinstance(key, list) else (key,)
+                                               for key in partitions)
         options = _table_options(problems, where, item)
         if len(names) == 2:
             tables.append(TableMapping(names["SOURCE"], names["TARGET"], partitions, **options))
@@ -414,17 +473,38 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
     return tuple(tables)
 
 
+def _holds_password(key: str, value: Any) -> bool:
+    if key.strip().upper() == "PASSWORD":
+        return True
+    return isinstance(value, Mapping) and any(_holds_password(str(inner), inner_value)
+                                              for inner, inner_value in value.items())
+
+
 def _apply_override(document: dict, assignment: str, problems: _Problems) -> None:
     key, separator, text = assignment.partition("=")
     if not separator or not key:
         problems.add("--set", f"expected KEY=VALUE, got {assignment!r}")
         return
+    *parents, leaf = key.strip().split(".")
+    password_refused = (
+        "a password on the command line is visible to every user of the machine and travels "
+        "in the pipeline options; use PASSWORD_ENV (an environment variable) or PASSWORD_FILE "
+        "(a file) instead")
+    if leaf.strip().upper() == "PASSWORD":
+        problems.add(f"--set {key.strip()}", password_refused)
+        return
     try:
         value = yaml.safe_load(text) if text else None
     except yaml.YAMLError as error:
-        problems.add(f"--set {key}", f"value is not valid YAML: {error}")
+        # YAML's message quotes the text, which may hold a password.
+        if "PASSWORD" in text.upper():
+            problems.add(f"--set {key.strip()}", password_refused)
+        else:
+            problems.add(f"--set {key}", f"value is not valid YAML: {error}")
         return
-    *parents, leaf = key.strip().split(".")
+    if _holds_password(leaf, value):
+        problems.add(f"--set {key.strip()}", password_refused)
+        return
     target = document
     for parent in parents:
         target = target.setdefault(parent, {})

@@ -17,21 +17,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
+    DebugOptions,
     DirectOptions,
     FlinkRunnerOptions,
     PipelineOptions,
+    PortableOptions,
     StandardOptions,
+    WorkerOptions,
 )
 
 from pipelines import logs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
-from pipelines.validate import TablePlan, check_against_clusters
+from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, ReadFromCassandra, RetryPolicy, WriteToCassandra
 from transforms import progress as progress_module
 from transforms.dead_letters import WriteJsonLines
@@ -86,6 +90,25 @@ def check_secrets_for_runner(settings: Settings, options: PipelineOptions) -> No
             "gs:// paths included)")
 
 
+def _runner_name(options: PipelineOptions) -> str:
+    """The runner in one spelling: "direct", "dataflow", "flink", "portable", ..."""
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower().removesuffix("runner")
+
+
+def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOptions) -> None:
+    """Dataflow workers write on their own disks, which vanish with them: dead letters must go
+    to a bucket there."""
+    if "://" in settings.failed_rows_dir or _runner_name(options) not in ("dataflow",
+                                                                          "testdataflow"):
+        return
+    raise SettingsError(
+        f"{settings.path}: FAILED_ROWS_DIR: {settings.failed_rows_dir} is a local path, which "
+        "the DataflowRunner's workers would write on their own disks; use gs://<bucket>/<path> "
+        "(a bucket the workers' service account can write)")
+
+
 def splits_for(settings: Settings, plan: TablePlan) -> int:
     if settings.splits is not None:
         return settings.splits
@@ -96,9 +119,13 @@ def splits_for(settings: Settings, plan: TablePlan) -> int:
 
 def run_directory(settings: Settings, started: float) -> str:
     """This run's dead-letter folder: FAILED_ROWS_DIR/<UTC start time>, so no run overwrites
-    the files of an earlier one."""
-    return FileSystems.join(settings.failed_rows_dir,
-                            time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)))
+    the files of an earlier one. A relative local FAILED_ROWS_DIR is resolved here, in the
+    launcher, so that workers sharing its file system (a local Flink) write where the summary
+    says, whatever their working directory."""
+    base = settings.failed_rows_dir
+    if "://" not in base:
+        base = os.path.abspath(base)
+    return FileSystems.join(base, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)))
 
 
 def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
@@ -110,21 +137,56 @@ def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
 
 def rate_per_process(settings: Settings, options: PipelineOptions) -> float | None:
     """MAX_ROWS_PER_SECOND for one worker process: every writer of a process shares one limit,
-    so the run's limit is divided among the processes that write."""
+    so the run's limit is divided among the processes that write (see _writing_processes)."""
     if not settings.max_rows_per_second:
         return None
-    direct = options.view_as(DirectOptions)
-    processes = 1
-    if direct.direct_running_mode == "multi_processing":
-        processes = direct.direct_num_workers or 1
-    else:
-        all_options = options.get_all_options()
-        for name in ("num_workers", "max_num_workers", "parallelism"):
-            value = all_options.get(name)
-            if isinstance(value, int) and value > 0:
-                processes = value
-                break
-    return settings.max_rows_per_second / processes
+    return settings.max_rows_per_second / _writing_processes(settings, options)
+
+
+# Compute Engine types whose name does not end in their vCPUs.
+_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
+
+
+def _vcpus(machine_type: str | None) -> int:
+    """vCPUs of a Compute Engine machine type (n1-standard-4: 4, n2-custom-6-20480: 6); 1 when
+    not given (Dataflow's batch default, n1-standard-1) or not understood."""
+    name = (machine_type or "").rsplit("/", 1)[-1]
+    if name in _SHARED_CORE_VCPUS:
+        return _SHARED_CORE_VCPUS[name]
+    found = re.search(r"custom-(\d+)-\d+", name) or re.search(r"-(\d+)(?:-lssd)?$", name)
+    return int(found.group(1)) if found else 1
+
+
+def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
+    """How many processes write at once, each with its own limiter; rounded up when unsure, so
+    the run never goes above its limit.
+
+    DirectRunner: one, or direct_num_workers in multi_processing mode. Flink and other portable
+    runners: one with a LOOPBACK environment (every worker thread in the launching process,
+    which FlinkRunner uses on an embedded Flink when no environment is given), else one per unit
+    of --parallelism (DOCKER, PROCESS, EXTERNAL). Dataflow: an SDK process per vCPU of each VM
+    (one per VM with the no_use_multiple_sdk_containers experiment) on up to --max_num_workers
+    (else --num_workers) VMs."""
+    runner = _runner_name(options)
+    if runner in ("direct", "bundlebaseddirect", "switchingdirect"):
+        direct = options.view_as(DirectOptions)
+        if direct.direct_running_mode == "multi_processing":
+            return direct.direct_num_workers or os.cpu_count() or 1
+        return 1
+    if runner in ("dataflow", "testdataflow"):
+        workers = options.view_as(WorkerOptions)
+        vms = workers.max_num_workers or workers.num_workers or 1
+        if options.view_as(DebugOptions).lookup_experiment("no_use_multiple_sdk_containers"):
+            return vms
+        return vms * _vcpus(workers.machine_type)
+    environment = (options.view_as(PortableOptions).environment_type or "").upper()
+    if not environment and runner == "flink" and options.view_as(
+            FlinkRunnerOptions).flink_master in ("[local]", "[auto]", None):
+        environment = "LOOPBACK"  # what FlinkRunner chooses for an embedded Flink
+    if environment == "LOOPBACK" or "EMBEDDED_PYTHON" in environment:
+        return 1
+    parallelism = options.view_as(FlinkRunnerOptions).parallelism
+    return parallelism if parallelism and parallelism > 0 else settings.max_workers
 
 
 def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
@@ -153,7 +215,7 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),
             fetch_size=settings.fetch_batch_size, policy=read_policy,
-            partitions=mapping.partitions, metrics_namespace=namespace,
+            partitions=plan.partitions, metrics_namespace=namespace,
             cells=read_cells, where=mapping.where)
         rows = read.rows
         if mapping.columns or mapping.constants or window:
@@ -226,6 +288,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(migrate_options.config, command_line_overrides(options))
         check_secrets_for_runner(settings, options)
+        check_dead_letter_dir_for_runner(settings, options)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -51,6 +51,16 @@ def test_command_line_overrides_win_over_the_file(tmp_path):
     assert settings.fallback_consistency is None
 
 
+def test_duplicate_partitions_are_listed_once_in_first_seen_order(tmp_path):
+    """Two work items for one partition would read it twice, and a counter table's two
+    readers could both add the same delta."""
+    document = {**MINIMAL, "TABLES": [{"SOURCE": "a", "PARTITIONS": [
+        3, [5], 3, 8, 5, [2, "x"], [2, "x"], [[1, 2]], [[1, 2]], "3", True, 1]}]}
+    settings = load_settings(write(tmp_path, document))
+    assert settings.tables[0].partitions == (
+        (3,), (5,), (8,), (2, "x"), ([1, 2],), ("3",), (True,), (1,))
+
+
 def test_password_is_never_in_the_repr(tmp_path, monkeypatch):
     monkeypatch.setenv("MIGRATOR_PW", "hunter2")
     document = {**MINIMAL, "SOURCE": {**MINIMAL["SOURCE"], "USERNAME": "app",
@@ -87,6 +97,27 @@ BAD_SETTINGS = [
     ("batch mode", {**MINIMAL, "BATCH_MODE": "LOGGED"}, "BATCH_MODE: must be one of"),
     ("duplicate target", {**MINIMAL, "TABLES": ["a", {"SOURCE": "b", "TARGET": "a"}]},
      "target table a appears more than once"),
+    ("fallback ANY", {**MINIMAL, "FALLBACK_CONSISTENCY": "ANY"},
+     "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE, LOCAL_QUORUM, ONE, QUORUM, THREE, "
+     "TWO, not 'ANY'"),
+    ("fallback SERIAL", {**MINIMAL, "FALLBACK_CONSISTENCY": "LOCAL_SERIAL"},
+     "FALLBACK_CONSISTENCY: must be one of ALL, LOCAL_ONE"),
+    ("two columns renamed to one", {**MINIMAL, "TABLES": [
+        {"SOURCE": "a", "COLUMNS": {"kind": "label", "note": "label", "x": None}}]},
+     "TABLES[0].COLUMNS: kind and note are both renamed to label"),
+    *[(f"WHERE with {found}", {**MINIMAL, "TABLES": [{"SOURCE": "a", "WHERE": where}]},
+       f"TABLES[0].WHERE: must be a condition only (such as region = 'eu'), without {found}")
+      for where, found in [
+          ("x = 1 LIMIT 10", "LIMIT"),
+          ("x = 1 limit 10", "LIMIT"),
+          ("x = 'a'LIMIT 10", "LIMIT"),
+          ("x = 1 PER  PARTITION\nLIMIT 1", "PER PARTITION LIMIT"),
+          ("x = 1 ORDER BY y DESC", "ORDER BY"),
+          ("x = 1 group by y", "GROUP BY"),
+          ("x = 1 ALLOW FILTERING", "ALLOW FILTERING"),
+          ("x = 1; DROP TABLE a", ";"),
+          ("x = 'it''s' -- the rest", "--"),
+      ]],
 ]
 
 
@@ -147,6 +178,13 @@ CLUSTER_PROBLEMS = [
      "TARGET.HOSTS: cannot connect to 127.0.0.77:9042"),
     ("partition key arity", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [[1, 2]]}]},
      "TABLES[0].PARTITIONS: [1, 2] has 2 values but the partition key"),
+    ("wrong-typed partition", {"TABLES": [{"SOURCE": "events", "PARTITIONS": [1, "abc"]}]},
+     "TABLES[0].PARTITIONS: 'abc' is not a valid int for partition key column account_id of "
+     "{ks}.events"),
+    ("renamed onto a copied column", {"TABLES": [{"SOURCE": "events",
+                                                  "COLUMNS": {"kind": "note"}}]},
+     "TABLES[0].COLUMNS: kind and note of {ks}.events would both be written to note of "
+     "{ks}.events (rename or skip note too)"),
 ]
 
 
@@ -218,3 +256,37 @@ def test_password_file_and_options_per_key(tmp_path):
     assert settings.max_workers == 7  # --set wins over the option of the same key
     assert settings.target.connection.port == 9999
     assert [table.source for table in settings.tables] == ["a", "b"]
+
+
+@pytest.mark.parametrize("assignment", [
+    "SOURCE.PASSWORD=hunter2-secret",
+    "target.password=hunter2-secret",
+    "TARGET={HOSTS: [h], KEYSPACE: k, USERNAME: u, PASSWORD: hunter2-secret}",
+    "SOURCE={PASSWORD: [hunter2-secret",  # not even YAML: still not echoed
+])
+def test_a_password_on_the_command_line_is_refused_without_echoing_it(tmp_path, assignment,
+                                                                        capsys):
+    """argv is visible to every user of the machine and --set travels in the pipeline options."""
+    path = write(tmp_path, {**MINIMAL, "SUMMARY_FILE": str(tmp_path / "s.json")})
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path, [assignment])
+    message = str(raised.value)
+    assert "--set " in message and "PASSWORD_ENV" in message and "PASSWORD_FILE" in message
+    assert "hunter2-secret" not in message
+    assert migrate.run(["--config", path, "--set", assignment]) == 2
+    error = capsys.readouterr().err
+    assert "PASSWORD_ENV" in error and "hunter2-secret" not in error
+    assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize("where", [
+    "note = 'no limit; order by x, allow filtering'",
+    "note = 'it''s LIMIT 3' AND kind = 'group by'",
+    '"limit" = 1 AND "Order By" = 2',
+    "limited = 1 AND per_partition = 2 AND grouped = 'x'",
+    "note = $$LIMIT 5; -- $$",
+])
+def test_where_keywords_inside_quotes_or_names_are_accepted(tmp_path, where):
+    settings = load_settings(write(tmp_path, {**MINIMAL, "TABLES": [{"SOURCE": "a",
+                                                                     "WHERE": where}]}))
+    assert settings.tables[0].where == where

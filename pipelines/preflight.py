@@ -1,20 +1,33 @@
 """Checks against the live clusters, made before anything is written.
 
 Both clusters must answer; every source table and target table must exist; the target's primary
-key must be the source's (same columns, same types, same order) and every copied column must
-exist on the target with the same type. Problems are collected and raised together as a
+key must be the source's (same columns, same types, same order), every copied column must
+exist on the target with the same type, every user type a copied column uses must have the same
+fields on the target (same names, types and order: Cassandra matches types by name only), no
+two source columns may land on one target column, and every listed partition key must fit the
+source's partition key columns. Problems are collected and raised together as a
 ``SettingsError`` that names the file, the table and the columns.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 
 from cassandra.cluster import NoHostAvailable
 from cassandra.cqltypes import _casstypes
 
-from pipelines.config import ALL_TABLES, ClusterSettings, Settings, SettingsError, TableMapping
+from pipelines.config import (
+    ALL_TABLES,
+    ClusterSettings,
+    Settings,
+    SettingsError,
+    TableMapping,
+    unique_partitions,
+)
 from transforms.cql import quote
 
 _LOG = logging.getLogger(__name__)
@@ -33,6 +46,9 @@ class TablePlan:
     columns: tuple[str, ...]
     estimated_partitions: int | None
     counters: bool = False
+    # The listed partition keys as the driver binds them (UUID strings made UUIDs), or None
+    # for the whole ring; ``mapping.partitions`` keeps them as the settings wrote them.
+    partitions: tuple[tuple, ...] | None = None
 
 
 def _normalise(cql_type: str) -> str:
@@ -202,6 +218,18 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         if name not in source_table.columns:
             problems.append(f"{where}.COLUMNS: {source_label} has no column {name}")
 
+    sources_of: dict[str, list[str]] = {}
+    for name in source_table.columns:
+        if renames.get(name, name) is not None:
+            sources_of.setdefault(renames.get(name, name), []).append(name)
+    for target_name, names in sources_of.items():
+        if len(names) > 1:
+            kept = [name for name in names if name not in renames]
+            hint = f" (rename or skip {' and '.join(kept)} too)" if kept else ""
+            problems.append(f"{where}.COLUMNS: {' and '.join(names)} of {source_label} would "
+                            f"{'both' if len(names) == 2 else 'all'} be written to "
+                            f"{target_name} of {target_label}{hint}")
+
     def renamed(columns):
         return [(renames.get(column.name, column.name), _normalise(column.cql_type))
                 for column in columns]
@@ -230,6 +258,8 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         problems.append(f"{where}: {target_label} has no column {', '.join(missing)} "
                         f"(present in {source_label})")
     problems.extend(f"{where}: column {text}" for text in mismatched)
+    problems.extend(_user_type_problems(settings, where, source_label, source_table, renames,
+                                        source_keyspace, target_keyspace))
     key_names = {column.name for column in (*source_table.partition_key,
                                             *source_table.clustering_key)}
     for name in key_names:
@@ -247,19 +277,103 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
                      or mapping.writetime_to):
         problems.append(f"{where}: {source_label} is a counter table: WHERE, CONSTANTS and "
                         "writetime windows do not apply to counters")
+    partitions = None
     if mapping.partitions is not None:
-        width = len(source_table.partition_key)
-        for key in mapping.partitions:
-            if len(key) != width:
-                problems.append(f"{where}.PARTITIONS: {list(key)} has {len(key)} values but "
-                                f"the partition key of {source_label} has {width}")
+        partitions = _partition_keys(where, mapping.partitions, source_table.partition_key,
+                                     source_label, problems)
     if mapping.where:
         problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
     if len(problems) > before:
         return None
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
                      _estimated_partitions(source, settings.source.keyspace, mapping.source),
-                     counters=bool(counters))
+                     counters=bool(counters), partitions=partitions)
+
+
+def _partition_value(cql_type: str, value):
+    """YAML cannot write a UUID: for a uuid or timeuuid column, a string that parses as one
+    (a version 1 one for timeuuid) becomes a ``uuid.UUID``; anything else is left as it is."""
+    if _normalise(cql_type) not in ("uuid", "timeuuid") or not isinstance(value, str):
+        return value
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return value
+    return value if cql_type == "timeuuid" and parsed.version != 1 else parsed
+
+
+def _partition_keys(where, keys, key_columns, source_label, problems) -> tuple[tuple, ...]:
+    """PARTITIONS as the driver binds them, each value checked against its column's type."""
+    converted = []
+    for key in keys:
+        if len(key) != len(key_columns):
+            problems.append(f"{where}.PARTITIONS: {list(key)} has {len(key)} values but the "
+                            f"partition key of {source_label} has {len(key_columns)}")
+            continue
+        values = tuple(_partition_value(column.cql_type, value)
+                       for value, column in zip(key, key_columns, strict=True))
+        for original, value, column in zip(key, values, key_columns, strict=True):
+            if not _accepts(column.cql_type, value):
+                problems.append(f"{where}.PARTITIONS: {original!r} is not a valid "
+                                f"{column.cql_type} for partition key column {column.name} "
+                                f"of {source_label}")
+        converted.append(values)
+    return unique_partitions(converted)  # two spellings of one UUID are one partition
+
+
+_TYPE_NAME = re.compile(r'"((?:[^"]|"")*)"|(\w+)')
+
+
+def _user_types_in(cql_type: str, user_types, found: list[str]) -> list[str]:
+    """The user types a CQL type uses, also inside collections, tuples and other user types."""
+    for quoted, plain in _TYPE_NAME.findall(cql_type):
+        name = quoted.replace('""', '"') if quoted else plain
+        if name in user_types and name not in found:
+            found.append(name)
+            for field_type in user_types[name].field_types:
+                _user_types_in(field_type, user_types, found)
+    return found
+
+
+def _user_type_problems(settings, where, source_label, source_table, renames, source_keyspace,
+                        target_keyspace) -> list[str]:
+    """Cassandra finds a column's user type by name in its own keyspace, and the copy sends
+    fields by position: a target type of the same name with other fields would take values
+    into the wrong fields, silently. So fields must match in name, type and order."""
+    columns_of: dict[str, list[str]] = {}
+    for name, column in source_table.columns.items():
+        if renames.get(name, name) is None:
+            continue  # skipped
+        for type_name in _user_types_in(column.cql_type, source_keyspace.user_types, []):
+            columns_of.setdefault(type_name, []).append(name)
+    problems = []
+    for type_name, columns in columns_of.items():
+        source_label_of_type = f"{quote(settings.source.keyspace)}.{quote(type_name)}"
+        target_label_of_type = f"{quote(settings.target.keyspace)}.{quote(type_name)}"
+        used_by = (f"column {columns[0]} of {source_label} uses" if len(columns) == 1 else
+                   f"columns {', '.join(sorted(columns))} of {source_label} use")
+        target_type = target_keyspace.user_types.get(type_name)
+        if target_type is None:
+            problems.append(f"{where}: {used_by} user type {type_name}, which "
+                            f"{target_label_of_type} does not define")
+            continue
+        source_fields = _fields(source_keyspace.user_types[type_name])
+        target_fields = _fields(target_type)
+        differences = [
+            f"field {position} is {mine or 'absent'} in {source_label_of_type} but "
+            f"{theirs or 'absent'} in {target_label_of_type}"
+            for position, (mine, theirs) in enumerate(
+                itertools.zip_longest(source_fields, target_fields), start=1)
+            if mine != theirs]
+        if differences:
+            problems.append(f"{where}: {used_by} user type {type_name}, whose fields differ on "
+                            f"the target: {'; '.join(differences)}")
+    return problems
+
+
+def _fields(user_type) -> list[str]:
+    return [f"{name} {_normalise(cql_type)}"
+            for name, cql_type in zip(user_type.field_names, user_type.field_types, strict=True)]
 
 
 _SIMPLE_TYPES = {cls.typename: cls for cls in _casstypes.values()
