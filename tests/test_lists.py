@@ -4,6 +4,7 @@ a rerun from a source that cannot report list writetimes. Real target, injected 
 
 from __future__ import annotations
 
+import pytest
 from cassandra import InvalidRequest, OperationTimedOut
 
 from tests.helpers import rows_of
@@ -46,8 +47,8 @@ class _LandsThenFails:
     """A session whose first ``failures`` requests of a kind reach Cassandra and are applied,
     after which the client reports ``error`` anyway: a lost response, as the writer sees it."""
 
-    def __init__(self, session, failures: int, error: Exception, batches: bool):
-        self._session = session
+    def __init__(self, failures: int, error: Exception, batches: bool):
+        self._session = None  # the writer's, set when it is wrapped
         self.failures = failures
         self._error = error
         self._batches = batches
@@ -67,8 +68,8 @@ class _LandsThenFails:
         return getattr(self._session, name)
 
 
-def write(hosts, keyspace, rows, batch_mode, wrap=None) -> list:
-    """Write ``rows`` with the row writer (writetimes kept) on a possibly wrapped session;
+def write(hosts, keyspace, rows, batch_mode, failing: _LandsThenFails | None = None) -> list:
+    """Write ``rows`` with the row writer (writetimes kept), through ``failing`` if given;
     return what it emitted (dead letters and downgrades)."""
     writer = _WriteRowsFn(CassandraConnection(hosts=(hosts[1],)), keyspace, "playlists",
                           FAST_RETRIES, batch_mode, max_in_flight=4,
@@ -76,9 +77,9 @@ def write(hosts, keyspace, rows, batch_mode, wrap=None) -> list:
     writer.setup()
     session = writer._session
     try:
-        if wrap is not None:
-            writer._session = wrap(session)
-            writer._inserts._session = writer._session
+        if failing is not None:
+            failing._session = session
+            writer._session = failing
         writer.start_bundle()
         return list(writer.process(rows)) + list(writer.finish_bundle())
     finally:
@@ -90,35 +91,18 @@ def expected(rows) -> list[tuple]:
     return sorted((row["id"], row["pos"], row["songs"], row["tags"]) for row in rows)
 
 
-def test_a_retry_after_a_timeout_that_landed_does_not_append_the_list_again(
-        keyspace, cassandra_hosts, target_session):
+@pytest.mark.parametrize(("batch_mode", "failing"), [
+    # Ten single-row INSERTs land, then time out: each is retried.
+    (BatchMode.NONE, _LandsThenFails(10, OperationTimedOut(errors="injected"), batches=False)),
+    # The bundle's one batch lands, then fails for good: its rows are written one by one.
+    (BatchMode.BUNDLE, _LandsThenFails(1, InvalidRequest("injected"), batches=True)),
+], ids=["retry after a timeout", "row fallback after a batch"])
+def test_a_resend_after_a_write_that_landed_does_not_append_lists_again(
+        keyspace, cassandra_hosts, target_session, batch_mode, failing):
     target_session.execute(PLAYLISTS.format(keyspace=keyspace))
     rows = playlist_rows(40)
-    wrapper = []
-
-    def timing_out(session):
-        wrapper.append(_LandsThenFails(session, 10, OperationTimedOut(errors="injected"),
-                                       batches=False))
-        return wrapper[0]
-
-    assert write(cassandra_hosts, keyspace, rows, BatchMode.NONE, timing_out) == []
-    assert wrapper[0].failures == 0  # ten writes landed and were reported as timed out
-    assert rows_of(target_session, keyspace, "playlists", COLUMNS) == expected(rows)
-
-
-def test_the_row_fallback_after_a_batch_that_landed_does_not_append_lists_again(
-        keyspace, cassandra_hosts, target_session):
-    target_session.execute(PLAYLISTS.format(keyspace=keyspace))
-    rows = playlist_rows(40)
-    wrapper = []
-
-    def failing_batches(session):
-        wrapper.append(_LandsThenFails(session, 1, InvalidRequest("injected after landing"),
-                                       batches=True))
-        return wrapper[0]
-
-    assert write(cassandra_hosts, keyspace, rows, BatchMode.BUNDLE, failing_batches) == []
-    assert wrapper[0].failures == 0
+    assert write(cassandra_hosts, keyspace, rows, batch_mode, failing) == []
+    assert failing.failures == 0  # every injected failure happened
     assert rows_of(target_session, keyspace, "playlists", COLUMNS) == expected(rows)
 
 
