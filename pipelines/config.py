@@ -86,6 +86,15 @@ class Settings:
     log_level: str = "INFO"
     summary_file: str | None = "migration_summary.json"
     failed_rows_dir: str = "failed_rows"
+    ledger_keyspace: str | None = "migrator_ledger"
+    outage_wait_seconds: float = 600.0
+    max_failed_rows: int | str | None = 1000
+
+    def failure_budget(self) -> tuple[int | None, float | None]:
+        """MAX_FAILED_ROWS as (rows, share of the rows read): one of them, or neither."""
+        if isinstance(self.max_failed_rows, str):
+            return None, float(self.max_failed_rows[:-1]) / 100
+        return self.max_failed_rows, None
 
     def source_label(self, table: TableMapping) -> str:
         return f"{self.source.keyspace}.{table.source}"
@@ -156,6 +165,20 @@ def _boolean(value):
     return value
 
 
+def _failure_budget(value):
+    """A number of rows (0 or more), or a share of the rows read as "5%"."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1])
+        except ValueError:
+            share = -1.0
+        if not 0 <= share <= 100:
+            raise ValueError(f"must be a number of rows or a percentage like \"5%\", not "
+                             f"{value!r}")
+        return f"{share:g}%"
+    return _integer(0, 10**12)(value)
+
+
 def _optional(check):
     return lambda value: None if value is None else check(value)
 
@@ -212,6 +235,9 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "LOG_LEVEL": ("INFO", _choice(["DEBUG", "INFO", "WARNING", "ERROR"])),
     "SUMMARY_FILE": ("migration_summary.json", _optional(_text)),
     "FAILED_ROWS_DIR": ("failed_rows", _text),
+    "LEDGER_KEYSPACE": ("migrator_ledger", _optional(_identifier)),
+    "OUTAGE_WAIT_SECONDS": (600.0, _number(0, 7 * 24 * 3600)),
+    "MAX_FAILED_ROWS": (1000, _optional(lambda value: _failure_budget(value))),
 }
 
 _CLUSTER_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {

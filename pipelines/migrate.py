@@ -33,12 +33,13 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from pipelines import logs, summary
+from pipelines import logs, runs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, ReadFromCassandra, RetryPolicy, WriteToCassandra
 from transforms import progress as progress_module
 from transforms.dead_letters import WriteJsonLines
+from transforms.ledger import ControlOptions, RecordWorkItems
 from transforms.mapping import MapColumns
 
 _LOG = logging.getLogger("migrator")
@@ -57,6 +58,10 @@ class MigrateOptions(PipelineOptions):
                             metavar="KEY=VALUE",
                             help="override one setting, e.g. --set MAX_WORKERS=8 or "
                                  "--set TARGET.HOSTS=[10.0.0.5]; repeatable")
+        parser.add_argument("--resume", nargs="?", const=runs.LATEST, default=None,
+                            metavar="RUN_ID",
+                            help="finish an earlier run: its work items not done yet (the "
+                                 "latest run of this settings file, or RUN_ID)")
         for option, _, text in command_line_settings():
             parser.add_argument(f"--{option}", default=None, help=f"{text} (a YAML value)")
 
@@ -70,8 +75,8 @@ def command_line_overrides(options: PipelineOptions) -> list[str]:
 
 
 def namespace_of(plan: TablePlan) -> str:
-    """The metrics namespace of one table's counters."""
-    return f"{plan.source_label}->{plan.target_label}"
+    """The metrics namespace of one table's counters (its name in the ledger too)."""
+    return runs.table_key(plan)
 
 
 def check_secrets_for_runner(settings: Settings, options: PipelineOptions) -> None:
@@ -129,10 +134,35 @@ def run_directory(settings: Settings, started: float) -> str:
 
 
 def dead_letter_paths(directory: str, plan: TablePlan) -> dict[str, str]:
-    labels = {"failed_rows": plan.target_label, "downgraded_rows": plan.target_label,
-              "failed_ranges": plan.source_label, "downgraded_ranges": plan.source_label}
+    """The files the pipeline's JSON Lines sinks write (failed rows are written by the writer
+    itself: ``failed_rows_prefix``)."""
+    labels = {"downgraded_rows": plan.target_label, "failed_ranges": plan.source_label,
+              "downgraded_ranges": plan.source_label}
     return {kind: FileSystems.join(directory, f"{label}.{kind}.jsonl")
             for kind, label in labels.items()}
+
+
+def failed_rows_prefix(directory: str, plan: TablePlan) -> str:
+    """Failed rows go to ``<prefix>.failed_rows.<process id>.jsonl``."""
+    return FileSystems.join(directory, plan.target_label)
+
+
+def failed_rows_files(directory: str, plan: TablePlan) -> list[str]:
+    pattern = f"{failed_rows_prefix(directory, plan)}.failed_rows.*.jsonl"
+    try:
+        return sorted(metadata.path for result in FileSystems.match([pattern])
+                      for metadata in result.metadata_list)
+    except Exception:  # noqa: BLE001 - no such folder: nothing failed
+        return []
+
+
+def count_records(paths: list[str]) -> int:
+    """JSON Lines records in the files (one per non-empty line)."""
+    total = 0
+    for path in paths:
+        with FileSystems.open(path) as handle:
+            total += sum(1 for line in handle.read().splitlines() if line.strip())
+    return total
 
 
 def rate_per_process(settings: Settings, options: PipelineOptions) -> float | None:
@@ -189,21 +219,27 @@ def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
     return parallelism if parallelism and parallelism > 0 else settings.max_workers
 
 
+def _policy(settings: Settings, consistency: int) -> RetryPolicy:
+    return RetryPolicy(retries=settings.retry_attempts, consistency=consistency,
+                       fallback_consistency=settings.fallback_consistency,
+                       initial_backoff=settings.retry_backoff_seconds,
+                       max_backoff=settings.retry_max_backoff_seconds,
+                       outage_wait=settings.outage_wait_seconds)
+
+
 def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
-                   dead_letter_dir: str) -> None:
-    """Add one read -> write branch per table, with its dead-letter files."""
+                   dead_letter_dir: str, run: runs.Run | None = None) -> None:
+    """Add one read -> write branch per table, with its dead-letter files, and the record of
+    its work items in the run ledger (when ``run`` has one)."""
     rate = rate_per_process(settings, pipeline.options)
-    read_policy = RetryPolicy(retries=settings.retry_attempts,
-                              consistency=settings.read_consistency,
-                              fallback_consistency=settings.fallback_consistency,
-                              initial_backoff=settings.retry_backoff_seconds,
-                              max_backoff=settings.retry_max_backoff_seconds)
-    write_policy = RetryPolicy(retries=settings.retry_attempts,
-                               consistency=settings.write_consistency,
-                               fallback_consistency=settings.fallback_consistency,
-                               initial_backoff=settings.retry_backoff_seconds,
-                               max_backoff=settings.retry_max_backoff_seconds)
+    read_policy = _policy(settings, settings.read_consistency)
+    write_policy = _policy(settings, settings.write_consistency)
+    max_rows, max_share = settings.failure_budget()
     for plan in plans:
+        key = runs.table_key(plan)
+        ledger = run.ledger if run is not None else None
+        control = (ControlOptions(ledger, key, max_rows, max_share)
+                   if ledger is not None else None)
         namespace = namespace_of(plan)
         step = plan.target_label
         mapping = plan.mapping
@@ -216,7 +252,9 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             columns=plan.columns, splits=splits_for(settings, plan),
             fetch_size=settings.fetch_batch_size, policy=read_policy,
             partitions=plan.partitions, metrics_namespace=namespace,
-            cells=read_cells, where=mapping.where)
+            cells=read_cells, where=mapping.where,
+            work_items=run.work_items.get(key) if run is not None else None,
+            item_ends=ledger is not None, control=control)
         rows = read.rows
         if mapping.columns or mapping.constants or window:
             rows = rows | f"Map columns of {step}" >> MapColumns(
@@ -227,9 +265,12 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
             policy=write_policy, max_in_flight=settings.max_requests_in_flight,
             metrics_namespace=namespace, cells=kept, max_rows_per_second=rate,
-            max_batch_bytes=settings.max_batch_bytes)
-        outputs = {"failed_rows": written.failed_rows,
-                   "downgraded_rows": written.downgraded_rows,
+            max_batch_bytes=settings.max_batch_bytes,
+            dead_letter_prefix=failed_rows_prefix(dead_letter_dir, plan), control=control)
+        if ledger is not None:
+            _ = written.work_items | f"Record work items of {step}" >> RecordWorkItems(
+                ledger, key)
+        outputs = {"downgraded_rows": written.downgraded_rows,
                    "failed_ranges": read.failed_ranges,
                    "downgraded_ranges": read.downgraded_ranges}
         for kind, path in dead_letter_paths(dead_letter_dir, plan).items():
@@ -261,7 +302,7 @@ def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str
             direct.direct_running_mode = "multi_threading"
 
 
-def _remove_empty_local_files(paths: list[str]) -> list[str]:
+def _remove_empty_local_files(paths: list[str], keep_directory: bool = False) -> list[str]:
     """Dead-letter files with content, after removing empty local ones (nothing failed there)."""
     kept = []
     for path in paths:
@@ -270,7 +311,7 @@ def _remove_empty_local_files(paths: list[str]) -> list[str]:
         elif FileSystems.exists(path):
             kept.append(path)
     directory = os.path.dirname(paths[0]) if paths else ""
-    if directory and "://" not in directory and os.path.isdir(directory):
+    if not keep_directory and directory and "://" not in directory and os.path.isdir(directory):
         with contextlib.suppress(OSError):
             os.rmdir(directory)  # only succeeds when nothing failed
     return kept
@@ -299,12 +340,19 @@ def run(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         _LOG.error("%s", error)
         return 2
+    try:
+        run = runs.start(settings, plans, migrate_options.resume, splits_for, started)
+    except SettingsError as error:
+        _LOG.error("%s", error)
+        return 2
     _runner_options(options, settings, argv)
     for plan in plans:
-        _LOG.info("migrating %s -> %s (%s partitions estimated, %d token ranges)",
+        key = runs.table_key(plan)
+        _LOG.info("migrating %s -> %s (%s partitions estimated, %d work items%s)",
                   plan.source_label, plan.target_label,
                   f"{plan.estimated_partitions:,}" if plan.estimated_partitions else "no",
-                  splits_for(settings, plan))
+                  len(run.work_items[key]) if key in run.work_items else splits_for(settings, plan),
+                  f" of {run.items_total[key]} to do" if run.resumed else "")
     tracker = progress_module.tracker()
     estimates = [plan.estimated_partitions for plan in plans]
     tracker.estimated_total = sum(estimates) if all(estimates) else None
@@ -313,7 +361,7 @@ def run(argv: list[str] | None = None) -> int:
     error = None
     pipeline = beam.Pipeline(options=options)
     dead_letter_dir = run_directory(settings, started)
-    build_pipeline(pipeline, settings, plans, dead_letter_dir)
+    build_pipeline(pipeline, settings, plans, dead_letter_dir, run)
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -323,32 +371,56 @@ def run(argv: list[str] | None = None) -> int:
         result = None
     finally:
         tracker.stop()
-    tables = []
-    for plan in plans:
-        if result is not None:
-            tables.append(summary.table_summary(result.metrics(), namespace_of(plan),
-                                                plan.source_label, plan.target_label))
-    report = summary.run_summary(tables, time.time() - started, error)
-    dead_letters = _remove_empty_local_files(
-        [path for plan in plans for path in dead_letter_paths(dead_letter_dir, plan).values()])
-    report["dead_letter_files"] = dead_letters
-    for table in tables:
-        if table.counts["ranges_downgraded"]:
-            _LOG.warning("%s: %d token ranges were read at the fallback consistency, where a "
-                         "replica that missed writes can leave rows out: they are listed in "
-                         "%s.downgraded_ranges.jsonl; validate or copy them again once the "
-                         "cluster is healthy", table.source, table.counts["ranges_downgraded"],
-                         table.source)
-        if table.unaccounted:
-            _LOG.error("%s: %d rows read were neither written nor dead-lettered",
-                       table.source, table.unaccounted)
+    report = _report(settings, plans, run, result, dead_letter_dir, started, error)
     print(summary.format_table(report))
-    for path in dead_letters:
+    for path in report["dead_letter_files"]:
         print(f"see {path}")
     if settings.summary_file:
         summary.write_json(report, settings.summary_file)
         _LOG.info("summary written to %s", settings.summary_file)
     return 0 if report["status"] == "success" else 1
+
+
+def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,
+            dead_letter_dir: str, started: float, error: str | None) -> dict:
+    """The summary of the run: this run's metrics per table, where the ledger says each table
+    stands, and a check that every failed row counted has its record in a dead-letter file."""
+    standing = runs.progress(settings, run, plans)
+    tables, failed_files = [], []
+    for plan in plans:
+        if result is None:
+            continue
+        table = summary.table_summary(result.metrics(), namespace_of(plan), plan.source_label,
+                                      plan.target_label)
+        files = failed_rows_files(dead_letter_dir, plan)
+        failed_files += files
+        table.dead_letter_records = count_records(files)
+        table.ledger = standing.get(runs.table_key(plan))
+        tables.append(table)
+        counts = table.counts
+        if table.dead_letter_records != counts["rows_failed"]:
+            _LOG.error("%s: %d rows failed but %d dead-letter records were written: the "
+                       "accounting does not add up", table.source, counts["rows_failed"],
+                       table.dead_letter_records)
+        if counts["ranges_downgraded"]:
+            _LOG.warning("%s: %d token ranges were read at the fallback consistency, where a "
+                         "replica that missed writes can leave rows out: they are listed in "
+                         "%s.downgraded_ranges.jsonl; validate or copy them again once the "
+                         "cluster is healthy", table.source, counts["ranges_downgraded"],
+                         table.source)
+        if table.unaccounted:
+            _LOG.error("%s: %d rows read were neither written nor dead-lettered",
+                       table.source, table.unaccounted)
+        if table.ledger is not None and table.ledger.stopped:
+            _LOG.error("%s: stopped early: %s. Its unfinished work items are pending in the "
+                       "ledger: fix the cause, then run again with --resume %s", table.source,
+                       table.ledger.stopped, run.run_id)
+    report = summary.run_summary(tables, time.time() - started, error, run_id=run.run_id)
+    sinks = _remove_empty_local_files(
+        [path for plan in plans for path in dead_letter_paths(dead_letter_dir, plan).values()],
+        keep_directory=bool(failed_files))
+    report["dead_letter_files"] = failed_files + sinks
+    return report
 
 
 def main() -> None:

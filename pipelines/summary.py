@@ -14,33 +14,61 @@ from apache_beam.metrics.metric import MetricsFilter
 
 COUNTERS = ("rows_read", "rows_written", "rows_failed", "write_retries", "read_retries",
             "consistency_downgrades", "batch_fallbacks", "ranges_failed", "ranges_downgraded",
-            "rows_filtered", "rows_unchanged")
+            "rows_filtered", "rows_unchanged", "rows_skipped", "work_items_skipped",
+            "outage_ms")
 
 
 @dataclass
 class TableSummary:
+    """One table: this run's counters, and (with a ledger) where the run stands over all its
+    attempts, and the dead-letter records found for this run."""
+
     source: str
     target: str
     counts: dict
     seconds: float
+    dead_letter_records: int | None = None
+    ledger: object | None = None  # runs.TableProgress
 
     @property
     def unaccounted(self) -> int:
-        """Rows read that were neither written, dead-lettered, filtered out on purpose nor
-        already equal on the target (counters): must be zero."""
+        """Rows read that were neither written, dead-lettered, filtered out on purpose,
+        already equal on the target (counters) nor left for a resume (a stopped table): must
+        be zero."""
         counts = self.counts
         return (counts["rows_read"] - counts["rows_written"] - counts["rows_failed"]
-                - counts["rows_filtered"] - counts["rows_unchanged"])
+                - counts["rows_filtered"] - counts["rows_unchanged"] - counts["rows_skipped"])
 
     @property
     def status(self) -> str:
-        if self.counts["rows_failed"] or self.counts["ranges_failed"] or self.unaccounted:
+        if self.ledger is not None and self.ledger.stopped:
+            return "stopped"
+        counts = self.counts
+        if (counts["rows_failed"] or counts["ranges_failed"] or self.unaccounted
+                or (self.dead_letter_records is not None
+                    and self.dead_letter_records != counts["rows_failed"])):
+            return "failed"
+        if self.ledger is not None and self.ledger.items_done < self.ledger.items_total:
             return "failed"
         return "success"
 
     def to_json(self) -> dict:
-        return {"source": self.source, "target": self.target, "status": self.status,
-                **self.counts, "seconds": round(self.seconds, 3)}
+        counts = {name: value for name, value in self.counts.items() if name != "outage_ms"}
+        document = {"source": self.source, "target": self.target, "status": self.status,
+                    **counts, "outage_seconds": round(self.counts["outage_ms"] / 1000, 1),
+                    "seconds": round(self.seconds, 3)}
+        if self.dead_letter_records is not None:
+            document["dead_letter_records"] = self.dead_letter_records
+        if self.ledger is not None:
+            ledger = self.ledger
+            document.update({
+                "work_items_done": ledger.items_done, "work_items_total": ledger.items_total,
+                "work_items_failed": ledger.items_failed,
+                "run_rows_read": ledger.rows_read, "run_rows_written": ledger.rows_written,
+                "run_rows_failed": ledger.rows_failed})
+            if ledger.stopped:
+                document["stopped"] = ledger.stopped
+        return document
 
 
 def _value(result):
@@ -64,10 +92,11 @@ def table_summary(metrics, namespace: str, source: str, target: str) -> TableSum
     return TableSummary(source, target, counts, seconds)
 
 
-def run_summary(tables: list[TableSummary], seconds: float, error: str | None = None) -> dict:
+def run_summary(tables: list[TableSummary], seconds: float, error: str | None = None,
+                run_id: str | None = None) -> dict:
     failed = error is not None or any(table.status != "success" for table in tables)
-    summary = {"status": "failed" if failed else "success", "seconds": round(seconds, 3),
-               "tables": [table.to_json() for table in tables]}
+    summary = {"run_id": run_id, "status": "failed" if failed else "success",
+               "seconds": round(seconds, 3), "tables": [table.to_json() for table in tables]}
     if error is not None:
         summary["error"] = error
     return summary
@@ -86,7 +115,8 @@ def format_table(summary: dict) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
              for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines.append(f"migration {summary['status']} in {summary['seconds']:.1f}s")
+    lines.append(f"migration {summary['status']} in {summary['seconds']:.1f}s"
+                 + (f" (run {summary['run_id']})" if summary.get("run_id") else ""))
     return "\n".join(lines)
 
 

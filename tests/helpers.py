@@ -46,7 +46,7 @@ def dead_letters(settings_path: Path, kind: str) -> list[dict]:
     """All records of one kind (failed_rows, downgraded_rows, failed_ranges) of every run."""
     document = yaml.safe_load(settings_path.read_text())
     root = Path(document["FAILED_ROWS_DIR"])
-    return [json.loads(line) for path in sorted(root.glob(f"*/*.{kind}.jsonl"))
+    return [json.loads(line) for path in sorted(root.glob(f"*/*.{kind}*.jsonl"))
             for line in path.read_text().splitlines() if line]
 
 

@@ -22,6 +22,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
     FallthroughRetryPolicy,
     TokenAwarePolicy,
 )
@@ -104,6 +105,9 @@ class CassandraConnection:
             ssl_context=self.tls.context() if self.tls else None,
             connect_timeout=self.connect_timeout,
             control_connection_timeout=self.connect_timeout,
+            # A restarted node is seen within seconds (the driver's default waits up to 10 min
+            # between attempts), so a run waiting out an outage carries on soon after it ends.
+            reconnection_policy=ExponentialReconnectionPolicy(0.5, 4.0),
             monitor_reporting_enabled=False,
             **options,
         )
@@ -143,6 +147,18 @@ class _SharedSessions:
             self._sessions.clear()
         for session in sessions:
             session.cluster.shutdown()
+
+
+def table_metadata(session, keyspace: str, table: str):
+    """The driver's metadata of a table, or None. A session shared by the process may have
+    been made before the table was created: its metadata is refreshed once before giving up."""
+    for attempt in range(2):
+        found = session.cluster.metadata.keyspaces.get(keyspace)
+        found = found.tables.get(table) if found is not None else None
+        if found is not None or attempt:
+            return found
+        session.cluster.refresh_schema_metadata()
+    return None
 
 
 def finished(future):

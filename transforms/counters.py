@@ -75,7 +75,7 @@ from collections.abc import Mapping
 from transforms import retry
 from transforms.cql import quote, select_statement, table_name
 from transforms.requests import InFlight, outcome_of, send
-from transforms.row_writer import RowWriterFn
+from transforms.row_writer import ItemTally, RowWriterFn
 
 _LOG = logging.getLogger(__name__)
 
@@ -107,10 +107,11 @@ def counter_deltas(source: Mapping, target: Mapping | None, counters: tuple[str,
 class _RowState:
     """A row on its way: how many of its units are still running and what they did."""
 
-    __slots__ = ("row", "pending", "applied", "downgraded_to", "failure")
+    __slots__ = ("row", "tally", "pending", "applied", "downgraded_to", "failure")
 
-    def __init__(self, row: Mapping):
+    def __init__(self, row: Mapping, tally: ItemTally):
         self.row = row
+        self.tally = tally
         self.pending = 0
         self.applied = False
         self.downgraded_to: int | None = None
@@ -168,11 +169,9 @@ class _WriteCountersFn(RowWriterFn):
         self._in_flight: InFlight[_Unit] = InFlight(self._max_in_flight, self._advance)
         self._guards_in_flight: set[tuple] = set()
 
-    def process(self, rows: list[Mapping]):
-        self._limit(len(rows))
+    def _write(self, rows: list[Mapping], tally: ItemTally):
         for row in rows:
-            self._start(row)
-        yield from self._drain_outputs()
+            self._start(row, tally)
 
     def _complete_all(self):
         self._in_flight.drain()
@@ -214,8 +213,8 @@ class _WriteCountersFn(RowWriterFn):
 
     # ----------------------------------------------------------------- requests
 
-    def _start(self, row: Mapping):
-        state = _RowState(row)
+    def _start(self, row: Mapping, tally: ItemTally):
+        state = _RowState(row, tally)
         try:
             units = self._units_of(state)
         except Exception as error:  # noqa: BLE001 - a row that cannot be bound is a dead letter
@@ -246,7 +245,7 @@ class _WriteCountersFn(RowWriterFn):
                              lambda consistency: self._reconcile(unit, consistency, sent),
                              self._policy, describe=lambda: self._describe(unit))
         if outcome.attempts > 1 or not outcome.ok:
-            self._counters["write_retries"].inc(outcome.retries)
+            self._account(outcome)
             self._unit_done(unit, outcome, applied=sent[0])
             return
         first_try = retry.Outcome(attempts=1, consistency=self._policy.consistency)
@@ -296,15 +295,12 @@ class _WriteCountersFn(RowWriterFn):
     def _row_done(self, state: _RowState):
         if state.failure is not None:
             # No statement replays a counter row safely: rerun the copy of its partition.
-            self._dead_letter(state.row, state.failure, what="counter row", replayable=False)
+            self._dead_letter(state.row, state.failure, state.tally, what="counter row",
+                              replayable=False)
             return
-        if not state.applied:
-            self._counters["rows_unchanged"].inc()
-            self._progress.add(self._namespace, 1)
-            return
-        self._written(1)
-        if state.downgraded_to is not None:
+        if state.applied and state.downgraded_to is not None:
             self._downgraded([state.row], state.downgraded_to)
+        self._written(1, state.tally, unchanged=not state.applied)
 
     def _describe(self, unit: _Unit) -> str:
         key = self._key_of(unit.state.row)

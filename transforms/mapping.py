@@ -26,6 +26,7 @@ from transforms.cells import (
     ttl_key,
     writetime_key,
 )
+from transforms.read import WorkItemEnd
 
 __all__ = ["MapColumns"]
 
@@ -68,6 +69,9 @@ class _MapColumnsFn(beam.DoFn):
         self._filtered = Metrics.counter(self._namespace, "rows_filtered")
 
     def process(self, row: Mapping):
+        if isinstance(row, WorkItemEnd):
+            yield row  # for the writer: the end of a work item's rows
+            return
         since, until = self._window
         if since is not None or until is not None:
             newest = _newest_writetime(row)

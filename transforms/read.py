@@ -30,12 +30,13 @@ from cassandra.protocol import _ProtocolHandler
 
 from transforms import cells, retry, token_ranges, versions
 from transforms.cells import VALUES_ONLY, CellOptions
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms.connection import CassandraConnection, shared_sessions, table_metadata
 from transforms.cql import quote, select_statement
+from transforms.ledger import ControlOptions, item_id_of_partition, item_id_of_range
 from transforms.requests import outcome_of, send
 from transforms.values import register_user_types
 
-__all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem"]
+__all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem", "WorkItemEnd", "work_items_of"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -49,15 +50,51 @@ class PartitionKey:
 
 @dataclass(frozen=True)
 class ReadWorkItem:
-    """A token range (or one partition) of a table, the unit of parallel reading."""
+    """A token range (or one partition) of a table, the unit of parallel reading. ``item_id``
+    names it in a run ledger (``transforms.ledger``)."""
 
     token_range: token_ranges.TokenRange | None = None
     partition: PartitionKey | None = None
+    item_id: str | None = None
 
     def describe(self) -> str:
         if self.partition is not None:
             return f"partition {self.partition.values!r}"
         return f"token range ({self.token_range.start}, {self.token_range.end}]"
+
+
+@dataclass(frozen=True)
+class WorkItemEnd:
+    """Follows the last row of a work item among the rows (``ReadFromCassandra(item_ends=True)``):
+    what was read of it, and whether its read failed. ``MapColumns`` passes it on and
+    ``WriteToCassandra`` turns it into a record of the item once all its rows are settled."""
+
+    item_id: str
+    rows_read: int
+    read_failed: bool
+    started: float
+
+
+def work_items_of(metadata, keyspace: str, splits: int,
+                  partitions: tuple[tuple, ...] | None) -> list[ReadWorkItem]:
+    """The work items of a table: the ring split along ownership (``splits`` about how many),
+    or one per listed partition. Each has an ``item_id``."""
+    if partitions is not None:
+        return [ReadWorkItem(partition=PartitionKey(tuple(values)),
+                             item_id=item_id_of_partition(index, tuple(values)))
+                for index, values in enumerate(partitions)]
+    lowest, highest = token_ranges.token_space(metadata.partitioner)
+    token_map = metadata.token_map
+    ring = [token.value for token in token_map.ring] if token_map else []
+    items = []
+    for start, end in token_ranges.split_ring(ring, splits, lowest, highest):
+        replicas = ()
+        if token_map is not None:
+            hosts = token_map.get_replicas(keyspace, token_map.token_class(end))
+            replicas = tuple(str(host.endpoint.address) for host in hosts)
+        items.append(ReadWorkItem(token_range=token_ranges.TokenRange(start, end, replicas),
+                                  item_id=item_id_of_range(start, end)))
+    return items
 
 
 class _GenerateWorkItemsFn(beam.DoFn):
@@ -77,20 +114,8 @@ class _GenerateWorkItemsFn(beam.DoFn):
         shared_sessions.release(self._connection)
 
     def process(self, table: str):
-        if self._partitions is not None:
-            for values in self._partitions:
-                yield ReadWorkItem(partition=PartitionKey(tuple(values)))
-            return
-        metadata = self._session.cluster.metadata
-        lowest, highest = token_ranges.token_space(metadata.partitioner)
-        token_map = metadata.token_map
-        ring = [token.value for token in token_map.ring] if token_map else []
-        for start, end in token_ranges.split_ring(ring, self._splits, lowest, highest):
-            replicas = ()
-            if token_map is not None:
-                hosts = token_map.get_replicas(self._keyspace, token_map.token_class(end))
-                replicas = tuple(str(host.endpoint.address) for host in hosts)
-            yield ReadWorkItem(token_range=token_ranges.TokenRange(start, end, replicas))
+        yield from work_items_of(self._session.cluster.metadata, self._keyspace, self._splits,
+                                 self._partitions)
 
 
 class _ReadWorkItemFn(beam.DoFn):
@@ -102,7 +127,10 @@ class _ReadWorkItemFn(beam.DoFn):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  columns: tuple[str, ...] | None, fetch_size: int, policy: retry.RetryPolicy,
                  metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
-                 where: str | None = None):
+                 where: str | None = None, item_ends: bool = False,
+                 control: ControlOptions | None = None):
+        self._item_ends = item_ends
+        self._control_options = control
         self._cells = cells
         self._where = where
         self._connection = connection
@@ -117,8 +145,11 @@ class _ReadWorkItemFn(beam.DoFn):
         self._session = shared_sessions.acquire(self._connection)
         self._own_session = None
         metadata = self._session.cluster.metadata
+        table = table_metadata(self._session, self._keyspace, self._table)
+        if table is None:
+            raise ValueError(f"table {self._keyspace}.{self._table} does not exist on "
+                             f"{self._connection.describe()}")
         keyspace = metadata.keyspaces[self._keyspace]
-        table = keyspace.tables[self._table]
         register_user_types(self._session.cluster, self._keyspace)
         partition_key = [column.name for column in table.partition_key]
         columns = self._columns or tuple(table.columns)
@@ -152,6 +183,11 @@ class _ReadWorkItemFn(beam.DoFn):
         self._read_retries = Metrics.counter(self._namespace, "read_retries")
         self._ranges_failed = Metrics.counter(self._namespace, "ranges_failed")
         self._ranges_downgraded = Metrics.counter(self._namespace, "ranges_downgraded")
+        self._items_skipped = Metrics.counter(self._namespace, "work_items_skipped")
+        self._outage_ms = Metrics.counter(self._namespace, "outage_ms")
+        self._outage_clock = retry.outage_clock(self._namespace)
+        self._control = (self._control_options.control()
+                         if self._control_options is not None else None)
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
 
     def teardown(self):
@@ -169,7 +205,11 @@ class _ReadWorkItemFn(beam.DoFn):
         return random.choice(hosts) if hosts else None
 
     def process(self, item: ReadWorkItem):
-        self._activity.update(int(time.time() * 1000))
+        started = time.time()
+        self._activity.update(int(started * 1000))
+        if self._stopped():
+            self._items_skipped.inc()  # left pending in the ledger, for a resume
+            return
         if item.partition is not None:
             statement, parameters = self._partition_query, item.partition.values
         else:
@@ -182,6 +222,8 @@ class _ReadWorkItemFn(beam.DoFn):
         while True:
             outcome = self._page_outcome(future, statement, parameters, paging_state, item)
             self._read_retries.inc(outcome.retries)
+            if outcome.outage is not None:
+                self._outage_ms.inc(int(self._outage_clock.add(outcome.outage) * 1000))
             downgraded_pages += outcome.downgraded
             last = not outcome.ok or outcome.result.paging_state is None
             if last and downgraded_pages:
@@ -204,6 +246,8 @@ class _ReadWorkItemFn(beam.DoFn):
                     "error": type(outcome.error).__name__,
                     "message": str(outcome.error),
                 })
+                if self._item_ends and item.item_id is not None:
+                    yield WorkItemEnd(item.item_id, rows_so_far, True, started)
                 return
             result = outcome.result
             rows = result.current_rows
@@ -211,10 +255,19 @@ class _ReadWorkItemFn(beam.DoFn):
             if paging_state is not None:  # fetch the next page while this one is emitted
                 future = self._fetch_async(statement, parameters, paging_state, host)
             self._rows_read.inc(len(rows))
+            if self._control is not None:
+                self._control.rows_read(len(rows))
             rows_so_far += len(rows)
             yield from rows
             if paging_state is None:
+                if self._item_ends and item.item_id is not None:
+                    yield WorkItemEnd(item.item_id, rows_so_far, False, started)
                 return
+            if self._stopped():
+                return  # no end: the item stays pending in the ledger
+
+    def _stopped(self) -> bool:
+        return self._control is not None and self._control.stopped is not None
 
     def _item_record(self, item: ReadWorkItem) -> dict:
         return {
@@ -282,6 +335,12 @@ class ReadFromCassandra(beam.PTransform):
         and/or remaining TTL, as the keys ``writetime(c)`` and ``ttl(c)`` of each row (see
         ``transforms.cells``).
       where: an extra CQL condition on the rows to read (ALLOW FILTERING is added).
+      work_items: read these work items (``work_items_of``, or the pending ones of a ledger)
+        instead of splitting the ring or listing ``partitions`` on a worker.
+      item_ends: follow the last row of each work item with a ``WorkItemEnd``, for a writer
+        that records finished items (``transforms.ledger``).
+      control: the run's control of this table (``transforms.ledger.ControlOptions``): once
+        the table is stopped, no further work item is read.
 
     The result is a ``beam.pvalue.DoOutputsTuple``-like object: ``result.rows`` holds the rows,
     ``result.failed_ranges`` a dict per work item that could not be read, and
@@ -296,8 +355,12 @@ class ReadFromCassandra(beam.PTransform):
                  fetch_size: int = 100, policy: retry.RetryPolicy | None = None,
                  partitions: tuple[tuple[Any, ...], ...] | None = None,
                  metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
-                 where: str | None = None):
+                 where: str | None = None, work_items: list[ReadWorkItem] | None = None,
+                 item_ends: bool = False, control: ControlOptions | None = None):
         super().__init__()
+        self._work_items = work_items
+        self._item_ends = item_ends
+        self._control = control
         self._cells = cells
         self._where = where
         self._connection = connection
@@ -311,15 +374,20 @@ class ReadFromCassandra(beam.PTransform):
         self._namespace = metrics_namespace or f"{keyspace}.{table}"
 
     def expand(self, pbegin):
+        if self._work_items is not None:
+            items = pbegin | "WorkItems" >> beam.Create(self._work_items)
+        else:
+            items = (pbegin
+                     | "Table" >> beam.Create([self._table])
+                     | "SplitTokenRing" >> beam.ParDo(_GenerateWorkItemsFn(
+                         self._connection, self._keyspace, self._splits, self._partitions)))
         return (
-            pbegin
-            | "Table" >> beam.Create([self._table])
-            | "SplitTokenRing" >> beam.ParDo(_GenerateWorkItemsFn(
-                self._connection, self._keyspace, self._splits, self._partitions))
+            items
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadWorkItems" >> beam.ParDo(_ReadWorkItemFn(
                 self._connection, self._keyspace, self._table, self._columns, self._fetch_size,
-                self._policy, self._namespace, self._cells, self._where)).with_outputs(
+                self._policy, self._namespace, self._cells, self._where, self._item_ends,
+                self._control)).with_outputs(
                     self.FAILED_RANGES, self.DOWNGRADED_RANGES, main="rows")
         )
 

@@ -7,6 +7,12 @@ mean the replicas could not meet the consistency level, so the retry may *downgr
 fallback level (QUORUM -> ONE): that retry is immediate, the others wait. Everything else
 (InvalidRequest, a guardrail, a schema error, a bad value) is final at once.
 
+An outage is waited out instead: when a request finds no host of the cluster to take it (the
+driver's NoHostAvailable with no host up, or every host refusing or dropping its connection),
+the retry does not use up an attempt; it waits, with backoff up to 10 s and a log line at least
+every 10 s, until the cluster answers again or ``outage_wait`` seconds have passed, and only then
+counts retries as usual. A node restart costs the restart's time, not a dead letter.
+
 Writes are retried, so they must be idempotent: plain INSERTs of whole rows are; counter updates
 are not (a timeout can hide an applied increment).
 """
@@ -14,6 +20,7 @@ are not (a timeout can hide an applied increment).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +29,14 @@ from typing import Any
 from apache_beam.utils.retry import FuzzedExponentialIntervals
 from cassandra import (
     ConsistencyLevel,
+    InvalidRequest,
     OperationTimedOut,
     ReadTimeout,
     Unavailable,
     WriteTimeout,
 )
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
 from cassandra.protocol import OverloadedErrorMessage
 
 _LOG = logging.getLogger(__name__)
@@ -46,6 +55,17 @@ def _causes(error: BaseException) -> list[BaseException]:
     return [error]
 
 
+_UNREACHABLE = (ConnectionException, OperationTimedOut, OSError)
+
+
+def is_outage(error: BaseException) -> bool:
+    """No host could take the request: none is up, or each one's connection failed."""
+    if not isinstance(error, NoHostAvailable):
+        return False
+    causes = [cause for cause in (getattr(error, "errors", None) or {}).values()]
+    return all(isinstance(cause, _UNREACHABLE) for cause in causes)
+
+
 def is_recoverable(error: BaseException) -> bool:
     return isinstance(error, RECOVERABLE_ERRORS)
 
@@ -53,6 +73,20 @@ def is_recoverable(error: BaseException) -> bool:
 def is_downgradable(error: BaseException) -> bool:
     """Unavailable or a server-side timeout, also when every host answered so."""
     return all(isinstance(cause, DOWNGRADABLE_ERRORS) for cause in _causes(error))
+
+
+# What the target says when the table itself is wrong: every later row would fail the same way.
+_TABLE_FATAL_MESSAGES = ("unconfigured table", "does not exist", "undefined column name",
+                         "unknown identifier")
+
+
+def is_table_fatal(error: BaseException | None) -> bool:
+    """The table (or keyspace, or a column) is missing or changed on the target: not a
+    problem of one row, and not one a retry can fix."""
+    if error is None or not isinstance(error, InvalidRequest):
+        return False
+    message = str(error).lower()
+    return any(text in message for text in _TABLE_FATAL_MESSAGES)
 
 
 def consistency_name(level: int | None) -> str:
@@ -68,6 +102,7 @@ class RetryPolicy:
     fallback_consistency: int | None = ConsistencyLevel.ONE
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
+    outage_wait: float = 600.0
 
     def backoffs(self) -> list[float]:
         return list(FuzzedExponentialIntervals(self.initial_backoff, self.retries,
@@ -89,10 +124,15 @@ class Outcome:
     retries: int = 0
     consistency: int | None = None
     downgraded: bool = False
+    outage: tuple[float, float] | None = None  # (start, end) of the time spent waiting
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+OUTAGE_BACKOFF_MAX = 10.0  # seconds between two tries while a cluster is unreachable
+OUTAGE_LOG_EVERY = 10.0
 
 
 def call_with_retries(
@@ -102,34 +142,54 @@ def call_with_retries(
     describe: Callable[[], str],
     first_error: BaseException | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Run ``execute(consistency_level)`` until it succeeds, fails for good, or retries run out.
 
     ``first_error`` is the error of an attempt already made (asynchronously) at the policy's
     consistency; the loop then starts from its retry. ``describe`` names the request for logs.
+    An outage (``is_outage``) is waited out for up to ``policy.outage_wait`` seconds without
+    using up retries; the outcome's ``outage`` says when the waiting began and ended.
     """
     outcome = Outcome(consistency=policy.consistency)
     backoffs = iter(policy.backoffs())
     error = first_error
     if error is not None:
         outcome.attempts = 1
+    outage_began = last_log = None
+    outage_backoff = 0.5
     while True:
         if error is None:
             try:
                 outcome.attempts += 1
                 outcome.result = execute(outcome.consistency)
-                return outcome
+                return _ended(outcome, outage_began, clock)
             except Exception as raised:  # noqa: BLE001 - classified just below
                 error = raised
         if not is_recoverable(error):
             outcome.error = error
-            return outcome
+            return _ended(outcome, outage_began, clock)
+        now = clock()
+        if is_outage(error) and (outage_began is None
+                                 or now - outage_began < policy.outage_wait):
+            if outage_began is None:
+                outage_began = last_log = now
+                _LOG.warning("%s: the cluster is unreachable (%s); waiting for it, up to %.0f s",
+                             describe(), error, policy.outage_wait)
+            elif now - last_log >= OUTAGE_LOG_EVERY:
+                last_log = now
+                _LOG.warning("%s: the cluster has been unreachable for %.0f s; still waiting "
+                             "(up to %.0f s)", describe(), now - outage_began, policy.outage_wait)
+            sleep(min(outage_backoff, max(0.0, policy.outage_wait - (now - outage_began))))
+            outage_backoff = min(outage_backoff * 2, OUTAGE_BACKOFF_MAX)
+            error = None
+            continue
         delay = next(backoffs, None)
         if delay is None:
             _LOG.error("%s failed after %d attempts at %s: %s: %s", describe(), outcome.attempts,
                        consistency_name(outcome.consistency), type(error).__name__, error)
             outcome.error = error
-            return outcome
+            return _ended(outcome, outage_began, clock)
         outcome.retries += 1
         if policy.should_downgrade(error, outcome.consistency):
             _LOG.warning("%s: %s at %s; downgrading to %s and retrying", describe(),
@@ -143,3 +203,39 @@ def call_with_retries(
                          outcome.attempts, delay, exc_info=error)
             sleep(delay)
         error = None
+
+
+def _ended(outcome: Outcome, outage_began: float | None, clock) -> Outcome:
+    if outage_began is not None:
+        outcome.outage = (outage_began, clock())
+        _LOG.warning("the cluster answers again after %.0f s", outcome.outage[1] - outage_began)
+    return outcome
+
+
+class OutageClock:
+    """Seconds a table waited for unreachable clusters, counted once however many of a
+    process's requests waited at the same time: the union of their waiting intervals."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._covered_until = float("-inf")
+
+    def add(self, interval: tuple[float, float]) -> float:
+        """Seconds of ``interval`` not counted before."""
+        start, end = interval
+        with self._lock:
+            new = max(0.0, end - max(start, self._covered_until))
+            self._covered_until = max(self._covered_until, end)
+        return new
+
+
+_CLOCKS: dict[str, OutageClock] = {}
+_CLOCKS_LOCK = threading.Lock()
+
+
+def outage_clock(namespace: str) -> OutageClock:
+    with _CLOCKS_LOCK:
+        clock = _CLOCKS.get(namespace)
+        if clock is None:
+            clock = _CLOCKS[namespace] = OutageClock()
+        return clock

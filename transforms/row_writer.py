@@ -1,36 +1,117 @@
 """What every row-writing DoFn shares: the session, the table's key columns, the per-table
-counters, the rate limit, and the buffered FAILED_ROWS / DOWNGRADED_ROWS outputs.
+counters, the rate limit, the FAILED_ROWS / DOWNGRADED_ROWS outputs, and the accounting of
+work items.
 
-Subclasses (``write._WriteRowsFn``, ``counters._WriteCountersFn``) send requests and call
-``_written``, ``_downgraded`` and ``_dead_letter``; they override ``_complete_all`` to wait for
-what is still in flight when a bundle ends.
+Subclasses (``write._WriteRowsFn``, ``counters._WriteCountersFn``) write rows and report each
+row's end with ``_written``, ``_dead_letter`` (and ``_downgraded``); they override
+``_write`` (some rows of one work item) and ``_complete_all`` (wait for what is in flight).
+
+Work items. When the reader follows each work item's rows with a ``read.WorkItemEnd``, the
+rows between two ends belong to one item (a reader emits an item's rows and then its end, and
+read, bundle and write are fused, so they arrive in that order). An item is *settled* once its
+end has arrived and every one of its rows is written or dead-lettered; only then is it emitted
+on the ``WORK_ITEMS`` output (for the run ledger), after its dead letters are durable.
+
+Dead letters. With ``dead_letter_prefix`` the writer itself appends its dead letters to a
+JSON Lines file per process (``<prefix>.failed_rows.<pid>.jsonl``; on a file system that cannot
+append, such as gs://, a new file per flush), flushed and fsynced before any item that holds
+them is settled and at the end of every bundle, and counts ``rows_failed`` only once a record
+is durable: the count of failed rows is the count of records in those files, by construction.
+Without it, dead letters go to the ``FAILED_ROWS`` output as plain records.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
+import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms import dead_letters, progress, retry
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms.connection import CassandraConnection, shared_sessions, table_metadata
+from transforms.ledger import ControlOptions
 from transforms.rate_limit import shared_limiter
+from transforms.read import WorkItemEnd
 
 _LOG = logging.getLogger("transforms.write")
+
+
+class ItemTally:
+    """The rows of one work item in a writer: how many are still on their way, and what the
+    others ended in."""
+
+    __slots__ = ("end", "pending", "written", "failed", "skipped", "unchanged",
+                 "dead_letters")
+
+    def __init__(self):
+        self.end: WorkItemEnd | None = None
+        self.pending = 0
+        self.written = 0
+        self.failed = 0
+        self.skipped = 0
+        self.unchanged = 0
+        self.dead_letters: list[dict] = []
+
+
+class _DeadLetterFile:
+    """One process's dead-letter file for one table, shared by its writer threads."""
+
+    def __init__(self, prefix: str):
+        self._remote = "://" in prefix
+        self._path = f"{prefix}.failed_rows.{os.getpid()}.jsonl"
+        self._lock = threading.Lock()
+        self._sequence = itertools.count()
+        self._handle = None
+
+    def append(self, records: list[dict]) -> str:
+        """Write the records durably; return the file's path."""
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+        with self._lock:
+            if self._remote:  # objects cannot be appended to: one object per flush
+                path = f"{self._path[:-len('.jsonl')]}-{next(self._sequence)}.jsonl"
+                with FileSystems.create(path) as handle:
+                    handle.write(lines.encode("utf-8"))
+                return path
+            if self._handle is None:
+                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+                self._handle = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            self._handle.write(lines)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            return self._path
+
+
+_FILES: dict[str, _DeadLetterFile] = {}
+_FILES_LOCK = threading.Lock()
+
+
+def _dead_letter_file(prefix: str) -> _DeadLetterFile:
+    with _FILES_LOCK:
+        file = _FILES.get(prefix)
+        if file is None:
+            file = _FILES[prefix] = _DeadLetterFile(prefix)
+        return file
 
 
 class RowWriterFn(beam.DoFn):
     FAILED_ROWS = "failed_rows"
     DOWNGRADED_ROWS = "downgraded_rows"
-    COUNTERS = ("rows_written", "rows_failed", "write_retries", "consistency_downgrades")
+    WORK_ITEMS = "work_items"
+    COUNTERS = ("rows_written", "rows_failed", "rows_skipped", "write_retries",
+                "consistency_downgrades", "outage_ms")
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str,
-                 max_rows_per_second: float | None = None):
+                 max_rows_per_second: float | None = None, dead_letter_prefix: str | None = None,
+                 control: ControlOptions | None = None):
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -38,12 +119,16 @@ class RowWriterFn(beam.DoFn):
         self._max_in_flight = max_in_flight
         self._namespace = metrics_namespace
         self._max_rows_per_second = max_rows_per_second
+        self._dead_letter_prefix = dead_letter_prefix
+        self._control_options = control
         self._label = f"{keyspace}.{table}"
 
     def setup(self):
         self._session = shared_sessions.acquire(self._connection)
-        self._table_metadata = (self._session.cluster.metadata.keyspaces[self._keyspace]
-                                .tables[self._table])
+        self._table_metadata = table_metadata(self._session, self._keyspace, self._table)
+        if self._table_metadata is None:
+            raise ValueError(f"table {self._label} does not exist on "
+                             f"{self._connection.describe()}")
         self._partition_key = tuple(column.name for column in self._table_metadata.partition_key)
         self._clustering_key = tuple(column.name
                                      for column in self._table_metadata.clustering_key)
@@ -53,32 +138,110 @@ class RowWriterFn(beam.DoFn):
         self._progress = progress.tracker()
         self._limiter = (shared_limiter(self._max_rows_per_second)
                          if self._max_rows_per_second else None)
+        self._dead_letter_file = (_dead_letter_file(self._dead_letter_prefix)
+                                  if self._dead_letter_prefix else None)
+        self._control = (self._control_options.control()
+                         if self._control_options is not None else None)
+        self._outage_clock = retry.outage_clock(self._namespace)
 
     def teardown(self):
         shared_sessions.release(self._connection)
 
     def start_bundle(self):
         self._outputs: list[tuple[str, dict]] = []
+        self._open: ItemTally | None = None
+        self._unsettled: list[ItemTally] = []
+
+    def process(self, elements: list):
+        """A bundle of rows, with the ends of work items among them."""
+        rows = []
+        for element in elements:
+            if isinstance(element, WorkItemEnd):
+                if rows:
+                    self._write_rows(rows)
+                    rows = []
+                self._end_item(element)
+            else:
+                rows.append(element)
+        if rows:
+            self._write_rows(rows)
+        yield from self._drain_outputs()
 
     def finish_bundle(self):
         self._complete_all()
+        self._flush_dead_letters(self._unsettled + ([self._open] if self._open else []))
         self._activity.update(int(time.time() * 1000))
         for tag, record in self._take_outputs():
             yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
+
+    def _write(self, rows: list[Mapping], tally: ItemTally) -> None:
+        """Start writing some rows of one work item; each ends in ``_written`` or
+        ``_dead_letter`` with ``tally``, now or when ``_complete_all`` runs."""
+        raise NotImplementedError
 
     def _complete_all(self):
         """Wait for every request still in flight (and handle its outcome)."""
         raise NotImplementedError
 
-    def _limit(self, rows: int) -> None:
+    # ----------------------------------------------------------------- work items
+
+    def _write_rows(self, rows: list[Mapping]) -> None:
+        tally = self._open
+        if tally is None:
+            tally = self._open = ItemTally()
+            self._unsettled.append(tally)
+        if self._control is not None and self._control.stopped is not None:
+            # The table was stopped: its rows stay unwritten and its item pending, for a resume.
+            tally.skipped += len(rows)
+            self._counters["rows_skipped"].inc(len(rows))
+            return
         if self._limiter is not None:
-            self._limiter.acquire(rows)
+            self._limiter.acquire(len(rows))
+        tally.pending += len(rows)
+        self._write(rows, tally)
+
+    def _end_item(self, end: WorkItemEnd) -> None:
+        tally = self._open
+        if tally is None:
+            tally = ItemTally()
+            self._unsettled.append(tally)
+        self._open = None
+        tally.end = end
+        self._settle_if_done(tally)
+
+    def _settle_if_done(self, tally: ItemTally) -> None:
+        if tally.end is None or tally.pending:
+            return
+        self._unsettled.remove(tally)
+        self._flush_dead_letters([tally])
+        if tally.skipped:
+            return  # not all of it was written: it stays pending
+        status = "failed" if tally.failed or tally.end.read_failed else "done"
+        if self._control is not None:
+            self._control.recorded(tally.failed)
+        self._outputs.append((self.WORK_ITEMS, {
+            "item_id": tally.end.item_id, "status": status, "rows_read": tally.end.rows_read,
+            "rows_written": tally.written, "rows_failed": tally.failed,
+            "rows_unchanged": tally.unchanged, "started": tally.end.started,
+            "finished": time.time()}))
 
     # ----------------------------------------------------------------- outcomes
 
-    def _written(self, rows: int) -> None:
-        self._counters["rows_written"].inc(rows)
+    def _account(self, outcome: retry.Outcome) -> None:
+        """Count a request's retries and the time it waited for an unreachable cluster."""
+        self._counters["write_retries"].inc(outcome.retries)
+        if outcome.outage is not None:
+            self._counters["outage_ms"].inc(int(self._outage_clock.add(outcome.outage) * 1000))
+
+    def _written(self, rows: int, tally: ItemTally, unchanged: bool = False) -> None:
+        self._counters["rows_unchanged" if unchanged else "rows_written"].inc(rows)
         self._progress.add(self._namespace, rows)
+        if unchanged:
+            tally.unchanged += rows
+        else:
+            tally.written += rows
+        tally.pending -= rows
+        self._settle_if_done(tally)
 
     def _downgraded(self, rows: list[Mapping], consistency: int) -> None:
         """Rows written at the fallback level: counted and listed for a later repair."""
@@ -88,10 +251,11 @@ class RowWriterFn(beam.DoFn):
             self._outputs.append((self.DOWNGRADED_ROWS, {
                 "table": self._label, **self._key_of(row), "consistency": level}))
 
-    def _dead_letter(self, row: Mapping, outcome: retry.Outcome, what: str = "row",
-                     groups: list | None = None, replayable: bool = True) -> None:
-        """A row that could not be written: counted, logged with its key, and kept."""
-        self._counters["rows_failed"].inc()
+    def _dead_letter(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally,
+                     what: str = "row", groups: list | None = None,
+                     replayable: bool = True) -> None:
+        """A row that could not be written: logged with its key, kept, and counted once its
+        record is durable."""
         key = self._key_of(row)
         _LOG.error("%s not written to %s (partition %s, clustering %s) after %d attempts: %s: %s",
                    what, self._label, key["partition_key"], key["clustering"],
@@ -101,7 +265,31 @@ class RowWriterFn(beam.DoFn):
                                                 groups)
         if not replayable:
             record["cql"] = None
-        self._outputs.append((self.FAILED_ROWS, record))
+        if retry.is_table_fatal(outcome.error) and self._control is not None:
+            self._control.stop(f"the target refuses the table: {type(outcome.error).__name__}: "
+                               f"{outcome.error}")
+        tally.failed += 1
+        tally.pending -= 1
+        if self._dead_letter_file is None:
+            self._counters["rows_failed"].inc()
+            self._outputs.append((self.FAILED_ROWS, record))
+        else:
+            tally.dead_letters.append(record)
+        if self._control is not None:
+            self._control.failures(1)
+        self._settle_if_done(tally)
+
+    def _flush_dead_letters(self, tallies: Iterable[ItemTally]) -> None:
+        records = []
+        for tally in tallies:
+            records += tally.dead_letters
+            tally.dead_letters = []
+        if not records:
+            return
+        self._dead_letter_file.append(records)
+        self._counters["rows_failed"].inc(len(records))
+        for record in records:
+            self._outputs.append((self.FAILED_ROWS, record))
 
     def _key_of(self, row: Mapping) -> dict:
         return {
@@ -120,13 +308,14 @@ class RowWriterFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(tag, record)
 
 
-def write_in_bundles(rows, batch_size: int, step: str, writer: RowWriterFn):
+def write_in_bundles(rows, batch_size: int, step: str, writer: beam.DoFn):
     """rows -> bundles of at most ``batch_size`` (fused, no shuffle) -> ``writer``; returns its
-    outputs: ``written`` (nothing), ``failed_rows`` and ``downgraded_rows``."""
+    outputs: ``written`` (nothing), ``failed_rows``, ``downgraded_rows`` and ``work_items``."""
     return (
         rows
         | "Bundle" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size,
                                          record_metrics=False)
         | step >> beam.ParDo(writer).with_outputs(
-            RowWriterFn.FAILED_ROWS, RowWriterFn.DOWNGRADED_ROWS, main="written")
+            RowWriterFn.FAILED_ROWS, RowWriterFn.DOWNGRADED_ROWS, RowWriterFn.WORK_ITEMS,
+            main="written")
     )

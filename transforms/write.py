@@ -41,12 +41,13 @@ import apache_beam as beam
 
 from transforms import retry
 from transforms.cells import VALUES_ONLY, CellOptions
-from transforms.connection import CassandraConnection, shared_sessions
+from transforms.connection import CassandraConnection, shared_sessions, table_metadata
 from transforms.counters import _WriteCountersFn
 from transforms.inserts import InsertStatements, request_for, within_bytes
+from transforms.ledger import ControlOptions
 from transforms.lists import ListGuard, list_columns
 from transforms.requests import InFlight, outcome_of, send
-from transforms.row_writer import RowWriterFn, write_in_bundles
+from transforms.row_writer import ItemTally, RowWriterFn, write_in_bundles
 from transforms.token_ranges import ReplicaSets
 
 __all__ = ["BatchMode", "WriteToCassandra"]
@@ -62,15 +63,17 @@ class BatchMode(str, enum.Enum):
 
 
 class _Request:
-    """A statement on its way, with the rows it writes (as given, lists included) and whether
-    a resend must first ask the list guard again (a row in it still writes a list)."""
+    """A statement on its way, with the rows it writes (as given, lists included), whether a
+    resend must first ask the list guard again (a row in it still writes a list), and the
+    work item its rows belong to."""
 
-    __slots__ = ("statement", "rows", "guarded", "future")
+    __slots__ = ("statement", "rows", "guarded", "tally", "future")
 
-    def __init__(self, statement, rows, guarded: bool):
+    def __init__(self, statement, rows, guarded: bool, tally: ItemTally):
         self.statement = statement
         self.rows = rows
         self.guarded = guarded
+        self.tally = tally
         self.future = None
 
 
@@ -80,9 +83,10 @@ class _WriteRowsFn(RowWriterFn):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
-                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024):
+                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
+                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None):
         super().__init__(connection, keyspace, table, policy, max_in_flight, metrics_namespace,
-                         max_rows_per_second)
+                         max_rows_per_second, dead_letter_prefix, control)
         self._max_batch_bytes = max_batch_bytes
         self._batch_mode = BatchMode(batch_mode)
         self._cells = cells
@@ -106,27 +110,25 @@ class _WriteRowsFn(RowWriterFn):
         super().start_bundle()
         self._in_flight: InFlight[_Request] = InFlight(self._max_in_flight, self._complete)
 
-    def process(self, rows: list[Mapping]):
-        self._limit(len(rows))
-        for request in self._requests(rows, alone=self._batch_mode is BatchMode.NONE):
+    def _write(self, rows: list[Mapping], tally: ItemTally):
+        for request in self._requests(rows, self._batch_mode is BatchMode.NONE, tally):
             self._in_flight.make_room()
             self._send(request)
             self._in_flight.add(request)
-        yield from self._drain_outputs()
 
     def _complete_all(self):
         self._in_flight.drain()
 
     # ----------------------------------------------------------------- requests
 
-    def _requests(self, rows: list[Mapping], alone: bool) -> list[_Request]:
+    def _requests(self, rows: list[Mapping], alone: bool, tally: ItemTally) -> list[_Request]:
         """The requests that write ``rows``, grouped as the batch mode says (one per row when
         ``alone``). Rows that cannot be bound, or whose lists cannot be checked, become dead
         letters here."""
         if self._lists is not None:
             checked, unreadable = self._lists.check(rows)
             for row, outcome in unreadable:
-                self._failed(row, outcome)
+                self._failed(row, outcome, tally)
         else:
             checked = [(row, row) for row in rows]
         groups: dict = {}
@@ -140,12 +142,12 @@ class _WriteRowsFn(RowWriterFn):
                 else:
                     key = self._group_key(statements[0])
             except Exception as error:  # noqa: BLE001 - the row becomes a dead letter
-                self._failed(row, retry.Outcome(error=error))
+                self._failed(row, retry.Outcome(error=error), tally)
                 continue
             guarded = self._lists is not None and self._lists.carries_lists(writable)
             groups.setdefault(key, []).append((statements, row, guarded))
         return [_Request(request_for([s for statements, _, _ in chunk for s in statements]),
-                         [row for _, row, _ in chunk], any(g for _, _, g in chunk))
+                         [row for _, row, _ in chunk], any(g for _, _, g in chunk), tally)
                 for members in groups.values()
                 for chunk in within_bytes(members, self._max_batch_bytes)]
 
@@ -175,21 +177,22 @@ class _WriteRowsFn(RowWriterFn):
         outcome = outcome_of(request.future,
                              lambda consistency: self._resend(request, consistency),
                              self._policy, describe=lambda: self._describe(request.rows))
-        self._counters["write_retries"].inc(outcome.retries)
+        self._account(outcome)
         if outcome.ok:
-            self._written(request.rows, outcome)
-        elif len(request.rows) > 1:
+            self._written(request.rows, outcome, request.tally)
+        elif len(request.rows) > 1 and not retry.is_table_fatal(outcome.error):
             self._counters["batch_fallbacks"].inc()
             _LOG.warning("batch of %d rows for %s failed (%s: %s); writing its rows one by one",
                          len(request.rows), self._label, type(outcome.error).__name__,
                          outcome.error)
-            self._write_one_by_one(request.rows)
+            self._write_one_by_one(request.rows, request.tally)
         else:
-            self._failed(request.rows[0], outcome)
+            for row in request.rows:
+                self._failed(row, outcome, request.tally)
 
-    def _write_one_by_one(self, rows):
+    def _write_one_by_one(self, rows, tally: ItemTally):
         """The batch-to-row fallback: each row its own request (lists checked again)."""
-        requests = self._requests(rows, alone=True)
+        requests = self._requests(rows, True, tally)
         for request in requests:
             self._send(request)
         for request in requests:
@@ -197,13 +200,13 @@ class _WriteRowsFn(RowWriterFn):
 
     # ----------------------------------------------------------------- results
 
-    def _written(self, rows, outcome: retry.Outcome):
-        super()._written(len(rows))
+    def _written(self, rows, outcome: retry.Outcome, tally: ItemTally):
         if outcome.downgraded:
             self._downgraded(rows, outcome.consistency)
+        super()._written(len(rows), tally)
 
-    def _failed(self, row: Mapping, outcome: retry.Outcome):
-        self._dead_letter(row, outcome, groups=self._inserts.groups(row))
+    def _failed(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally):
+        self._dead_letter(row, outcome, tally, groups=self._inserts.groups(row))
 
     def _describe(self, rows) -> str:
         key = self._key_of(rows[0])
@@ -228,8 +231,7 @@ class _WriteFn(beam.DoFn):
     def setup(self):
         session = shared_sessions.acquire(self._connection)
         try:
-            table = session.cluster.metadata.keyspaces.get(self._keyspace)
-            table = table.tables.get(self._table) if table is not None else None
+            table = table_metadata(session, self._keyspace, self._table)
         finally:
             shared_sessions.release(self._connection)
         if table is None:
@@ -279,20 +281,30 @@ class WriteToCassandra(beam.PTransform):
       max_rows_per_second: a limit shared by every writer of the worker process (None: none).
       max_batch_bytes: at most this many bytes of values per batch statement (keep it under the
         cluster's batch_size_fail_threshold, 50 KiB by default).
+      dead_letter_prefix: write dead letters durably to ``<prefix>.failed_rows.<pid>.jsonl``
+        (any Beam file system) before counting them (``transforms.row_writer``).
+      control: the run's control of this table (``transforms.ledger.ControlOptions``): an
+        error budget, and a stop once the target refuses the table itself.
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
-    be written) and ``result.downgraded_rows`` (the keys of rows written at the fallback level).
+    be written), ``result.downgraded_rows`` (the keys of rows written at the fallback level)
+    and ``result.work_items`` (a record per work item whose rows are all settled, when the rows
+    carry ``read.WorkItemEnd``s).
     """
 
     FAILED_ROWS = RowWriterFn.FAILED_ROWS
     DOWNGRADED_ROWS = RowWriterFn.DOWNGRADED_ROWS
+    WORK_ITEMS = RowWriterFn.WORK_ITEMS
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str, *,
                  batch_size: int = 50, batch_mode: BatchMode = BatchMode.REPLICA_SET,
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
                  metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
-                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024):
+                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
+                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None):
         super().__init__()
+        self._dead_letter_prefix = dead_letter_prefix
+        self._control = control
         self._connection = connection
         self._keyspace = keyspace
         self._table = table
@@ -310,9 +322,11 @@ class WriteToCassandra(beam.PTransform):
         writer = _WriteFn(
             self._connection, self._keyspace, self._table,
             _WriteRowsFn(*common, self._batch_mode, self._max_in_flight, self._namespace,
-                         self._cells, self._max_rows_per_second, self._max_batch_bytes),
+                         self._cells, self._max_rows_per_second, self._max_batch_bytes,
+                         self._dead_letter_prefix, self._control),
             _WriteCountersFn(*common, self._max_in_flight, self._namespace,
-                             self._max_rows_per_second))
+                             self._max_rows_per_second, self._dead_letter_prefix,
+                             self._control))
         return write_in_bundles(rows, self._batch_size, "WriteBundles", writer)
 
     def display_data(self):

@@ -1,0 +1,215 @@
+"""A run in the ledger: start one (every work item recorded as pending), or resume one (the items
+not done yet), and read back where each table stands after the pipeline.
+
+The ledger (``transforms.ledger``) lives in the target cluster, in ``LEDGER_KEYSPACE``. A run is
+known by the settings file it ran from (its absolute path) and its run id; ``--resume`` takes
+the latest run of the same settings file, ``--resume RUN_ID`` a given one.
+
+Resuming reads the work items recorded by the run, not a new split of the ring: a token range
+selects the same rows whatever the ring looks like now, so a ring that changed between the runs
+(nodes added, moved or gone) is handled, and only the replicas each range is sent to may be out
+of date (the coordinator forwards). A different list of tables is refused: the run's tables are
+its identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from pipelines.config import Settings, SettingsError
+from pipelines.preflight import TablePlan
+from transforms import token_ranges
+from transforms.ledger import DONE, Ledger, LedgerOptions, WorkItemRecord, new_run_id
+from transforms.read import PartitionKey, ReadWorkItem, work_items_of
+
+_LOG = logging.getLogger("migrator")
+
+LATEST = "latest"
+
+
+def table_key(plan: TablePlan) -> str:
+    """How a table of a run is named in the ledger (and in the metrics)."""
+    return f"{plan.source_label}->{plan.target_label}"
+
+
+def settings_identity(settings: Settings) -> str:
+    return settings.path if "://" in settings.path else os.path.abspath(settings.path)
+
+
+@dataclass
+class Run:
+    """The run the pipeline works for: its id, and the work items each table still needs."""
+
+    run_id: str
+    ledger: LedgerOptions | None
+    resumed: bool = False
+    work_items: dict[str, list[ReadWorkItem]] = field(default_factory=dict)
+    items_total: dict[str, int] = field(default_factory=dict)
+
+
+def _connect(settings: Settings):
+    cluster = settings.target.connection.new_cluster()
+    try:
+        return cluster, cluster.connect()
+    except Exception as error:  # noqa: BLE001 - preflight reached it a moment ago
+        cluster.shutdown()
+        raise SettingsError(f"TARGET: cannot connect for the ledger: {error}") from None
+
+
+def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits_for,
+          started: float) -> Run:
+    """Record a new run (or find the one to resume) and its work items; SettingsError when the
+    ledger cannot be used or the run cannot be resumed."""
+    if settings.ledger_keyspace is None:
+        if resume:
+            raise SettingsError(f"{settings.path}: --resume needs a ledger: LEDGER_KEYSPACE is "
+                                "null")
+        return Run(run_id=new_run_id(started), ledger=None)
+    cluster, session = _connect(settings)
+    try:
+        try:
+            Ledger.create_schema(session, settings.ledger_keyspace)
+        except Exception as error:  # noqa: BLE001 - named to the user
+            raise SettingsError(
+                f"{settings.path}: LEDGER_KEYSPACE: cannot create the run ledger "
+                f"{settings.ledger_keyspace} on the target ({type(error).__name__}: {error}); "
+                "create that keyspace yourself, name one the user may write to, or set "
+                "LEDGER_KEYSPACE: null to run without a ledger (and without --resume)"
+            ) from None
+        ledger = Ledger(session, settings.ledger_keyspace)
+        if resume:
+            return _resume(settings, plans, ledger, resume)
+        return _new(settings, plans, ledger, splits_for, started)
+    finally:
+        cluster.shutdown()
+
+
+def _new(settings, plans, ledger: Ledger, splits_for, started: float) -> Run:
+    run = Run(run_id=new_run_id(started),
+              ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace, ""))
+    run.ledger = LedgerOptions(settings.target.connection, settings.ledger_keyspace, run.run_id)
+    source = settings.source.connection.new_cluster()
+    try:
+        source.connect()
+        for plan in plans:
+            items = work_items_of(source.metadata, settings.source.keyspace,
+                                  splits_for(settings, plan), plan.partitions)
+            run.work_items[table_key(plan)] = items
+            run.items_total[table_key(plan)] = len(items)
+    finally:
+        source.shutdown()
+    ledger.start_run(settings_identity(settings), run.run_id, [table_key(p) for p in plans])
+    for plan in plans:
+        ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
+                                                         run.work_items[table_key(plan)]])
+    _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
+              sum(run.items_total.values()), settings.ledger_keyspace)
+    return run
+
+
+def _row_of(item: ReadWorkItem) -> tuple:
+    if item.partition is not None:
+        index = int(item.item_id.split(":")[1])
+        return (item.item_id, None, None, [], index)
+    token_range = item.token_range
+    return (item.item_id, token_range.start, token_range.end, list(token_range.replicas), None)
+
+
+def _resume(settings, plans, ledger: Ledger, resume: str) -> Run:
+    identity = settings_identity(settings)
+    runs = ledger.runs(identity)
+    if resume == LATEST:
+        if not runs:
+            raise SettingsError(f"{settings.path}: --resume: the ledger "
+                                f"{settings.ledger_keyspace} holds no run of this settings file")
+        record = runs[0]
+    else:
+        matching = [run for run in runs if run.run_id == resume]
+        if not matching:
+            known = ", ".join(run.run_id for run in runs[:5]) or "none"
+            raise SettingsError(f"{settings.path}: --resume {resume}: no such run of this "
+                                f"settings file in the ledger (latest: {known})")
+        record = matching[0]
+    wanted = [table_key(plan) for plan in plans]
+    if sorted(record.tables) != sorted(wanted):
+        raise SettingsError(
+            f"{settings.path}: --resume {record.run_id}: that run copied "
+            f"{', '.join(record.tables)}, these settings copy {', '.join(wanted)}; resume with "
+            "the tables of that run, or start a new run")
+    run = Run(run_id=record.run_id, resumed=True,
+              ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace,
+                                   record.run_id))
+    by_table: dict[str, list[WorkItemRecord]] = {}
+    for item in ledger.items(record.run_id):
+        by_table.setdefault(item.table, []).append(item)
+    for plan in plans:
+        key = table_key(plan)
+        items = by_table.get(key, [])
+        run.items_total[key] = len(items)
+        run.work_items[key] = [_work_item(settings, plan, item) for item in items
+                               if item.status != DONE]
+        _LOG.info("resuming run %s: %s: %d of %d work items to do", record.run_id, key,
+                  len(run.work_items[key]), len(items))
+    return run
+
+
+def _work_item(settings, plan: TablePlan, item: WorkItemRecord) -> ReadWorkItem:
+    if item.partition_index is not None:
+        partitions = plan.partitions or ()
+        if item.partition_index >= len(partitions):
+            raise SettingsError(f"{settings.path}: --resume: the run listed partitions of "
+                                f"{plan.source_label} that these settings do not")
+        return ReadWorkItem(partition=PartitionKey(tuple(partitions[item.partition_index])),
+                            item_id=item.item_id)
+    return ReadWorkItem(token_range=token_ranges.TokenRange(item.token_start, item.token_end,
+                                                            item.replicas),
+                        item_id=item.item_id)
+
+
+@dataclass(frozen=True)
+class TableProgress:
+    """Where a table of a run stands in the ledger, over all its attempts."""
+
+    items_total: int
+    items_done: int
+    items_failed: int
+    rows_read: int
+    rows_written: int
+    rows_failed: int
+    stopped: str | None
+
+
+def progress(settings: Settings, run: Run, plans: list[TablePlan]) -> dict[str, TableProgress]:
+    """Each table's standing in the ledger after the pipeline (empty without a ledger, or when
+    the ledger cannot be read)."""
+    if run.ledger is None:
+        return {}
+    try:
+        cluster, session = _connect(settings)
+    except SettingsError as error:
+        _LOG.error("could not read the ledger after the run: %s", error)
+        return {}
+    try:
+        ledger = Ledger(session, settings.ledger_keyspace)
+        items = ledger.items(run.run_id)
+        stops = ledger.stops(run.run_id)
+    except Exception as error:  # noqa: BLE001 - the summary says it could not
+        _LOG.error("could not read the ledger after the run: %s", error)
+        return {}
+    finally:
+        cluster.shutdown()
+    result = {}
+    for plan in plans:
+        key = table_key(plan)
+        mine = [item for item in items if item.table == key]
+        result[key] = TableProgress(
+            items_total=len(mine),
+            items_done=sum(item.status == DONE for item in mine),
+            items_failed=sum(item.status == "failed" for item in mine),
+            rows_read=sum(item.rows_read for item in mine),
+            rows_written=sum(item.rows_written for item in mine),
+            rows_failed=sum(item.rows_failed for item in mine),
+            stopped=stops.get(key))
+    return result

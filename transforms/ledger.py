@@ -1,0 +1,379 @@
+"""The run ledger: a durable record of every work item of a run, in tables of the target cluster.
+
+A work item (a token range, or a listed partition, of one table) is recorded as ``pending``
+before the pipeline starts, and as ``done`` or ``failed`` with its counts only once every row it
+read is acknowledged by the target or durably in a dead-letter file (``transforms.write``). A
+run killed at any point therefore leaves every item it did not finish ``pending`` or
+``failed``, and ``--resume`` does exactly those again. The ledger lives in the target cluster,
+which every worker of every runner reaches already.
+
+Tables (in ``LEDGER_KEYSPACE``):
+
+* ``runs``: one row per run, keyed by the settings file it ran from (so "the latest run of this
+  settings file" is one query), with the tables it copies.
+* ``work_items``: one row per work item of a run: range or partition, status, rows read,
+  written and failed, attempts, first start and last end.
+* ``table_stops``: a table stopped early in a run (error budget exceeded, or the table itself is
+  wrong), so workers in other processes stop taking its work too.
+
+The ledger is written at the target's QUORUM with the driver's own retries off like every
+request of this project; a failed ledger write leaves an item ``pending``, which costs a redo on
+resume, never a row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import apache_beam as beam
+from cassandra import ConsistencyLevel
+from cassandra.concurrent import execute_concurrent_with_args
+
+from transforms.connection import CassandraConnection, shared_sessions
+from transforms.cql import quote
+
+__all__ = ["ControlOptions", "Ledger", "LedgerOptions", "RecordWorkItems", "RunRecord",
+           "WorkItemRecord", "new_run_id"]
+
+_LOG = logging.getLogger(__name__)
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS {ks}.runs (
+        settings text, run_id text, started_at timestamp, tables list<text>,
+        PRIMARY KEY ((settings), run_id)) WITH CLUSTERING ORDER BY (run_id DESC)""",
+    """CREATE TABLE IF NOT EXISTS {ks}.work_items (
+        run_id text, table_name text, item_id text, token_start varint, token_end varint,
+        replicas list<text>, partition_index int, status text, rows_read bigint,
+        rows_written bigint, rows_failed bigint, attempts int, started_at timestamp,
+        finished_at timestamp, PRIMARY KEY ((run_id), table_name, item_id))""",
+    """CREATE TABLE IF NOT EXISTS {ks}.table_stops (
+        run_id text, table_name text, reason text, stopped_at timestamp,
+        PRIMARY KEY ((run_id), table_name))""",
+)
+
+
+def new_run_id(started: float | None = None) -> str:
+    """A run id that sorts by start time: UTC start, then a random suffix."""
+    moment = time.gmtime(time.time() if started is None else started)
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', moment)}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class LedgerOptions:
+    """Where the ledger is and which run it records: travels inside DoFns."""
+
+    connection: CassandraConnection
+    keyspace: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    started_at: datetime.datetime | None
+    tables: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkItemRecord:
+    table: str
+    item_id: str
+    token_start: int | None
+    token_end: int | None
+    replicas: tuple[str, ...]
+    partition_index: int | None
+    status: str
+    rows_read: int
+    rows_written: int
+    rows_failed: int
+    attempts: int
+
+
+class Ledger:
+    """Reads and writes the ledger through a session of the target cluster."""
+
+    def __init__(self, session, keyspace: str):
+        self._session = session
+        self._keyspace = keyspace
+        ks = quote(keyspace)
+        self._prepared = {}
+        self._statements = {
+            "run": f"INSERT INTO {ks}.runs (settings, run_id, started_at, tables) "
+                   "VALUES (?, ?, ?, ?)",
+            "runs": f"SELECT run_id, started_at, tables FROM {ks}.runs WHERE settings = ?",
+            "pending": f"INSERT INTO {ks}.work_items (run_id, table_name, item_id, token_start, "
+                       "token_end, replicas, partition_index, status, rows_read, rows_written, "
+                       "rows_failed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0, 0)",
+            "finish": f"UPDATE {ks}.work_items SET status = ?, rows_read = ?, rows_written = ?, "
+                      "rows_failed = ?, attempts = ?, started_at = ?, finished_at = ? "
+                      "WHERE run_id = ? AND table_name = ? AND item_id = ?",
+            "items": f"SELECT table_name, item_id, token_start, token_end, replicas, "
+                     "partition_index, status, rows_read, rows_written, rows_failed, attempts "
+                     f"FROM {ks}.work_items WHERE run_id = ?",
+            "attempts": f"SELECT attempts, started_at FROM {ks}.work_items "
+                        "WHERE run_id = ? AND table_name = ? AND item_id = ?",
+            "failed": f"SELECT rows_failed FROM {ks}.work_items WHERE run_id = ? "
+                      "AND table_name = ?",
+            "stop": f"INSERT INTO {ks}.table_stops (run_id, table_name, reason, stopped_at) "
+                    "VALUES (?, ?, ?, ?)",
+            "stops": f"SELECT table_name, reason FROM {ks}.table_stops WHERE run_id = ?",
+        }
+
+    # ------------------------------------------------------------------ schema
+
+    @staticmethod
+    def create_schema(session, keyspace: str) -> None:
+        """Create the ledger keyspace (if missing) and its tables; raises what Cassandra says
+        (Unauthorized when the user may not create them)."""
+        metadata = session.cluster.metadata
+        if keyspace not in metadata.keyspaces:
+            replicas = min(3, max(1, len(metadata.all_hosts())))
+            session.execute(
+                f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication = "
+                f"{{'class': 'SimpleStrategy', 'replication_factor': {replicas}}}")
+        for statement in _SCHEMA:
+            session.execute(statement.format(ks=quote(keyspace)))
+        session.cluster.control_connection.wait_for_schema_agreement()
+
+    def _statement(self, name: str):
+        prepared = self._prepared.get(name)
+        if prepared is None:
+            prepared = self._prepared[name] = self._session.prepare(self._statements[name])
+            prepared.consistency_level = ConsistencyLevel.QUORUM
+        return prepared
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, settings: str, run_id: str, tables: Iterable[str]) -> None:
+        self._session.execute(self._statement("run"), (
+            settings, run_id, datetime.datetime.now(datetime.timezone.utc), list(tables)))
+
+    def runs(self, settings: str) -> list[RunRecord]:
+        """The runs of a settings file, latest first."""
+        return [RunRecord(row["run_id"], row["started_at"], tuple(row["tables"] or ()))
+                for row in self._session.execute(self._statement("runs"), (settings,))]
+
+    # ------------------------------------------------------------------ work items
+
+    def add_pending(self, run_id: str, table: str, items: list[tuple]) -> None:
+        """``items``: (item_id, token_start, token_end, replicas, partition_index) each."""
+        results = execute_concurrent_with_args(
+            self._session, self._statement("pending"),
+            [(run_id, table, *item) for item in items], concurrency=64, raise_on_first_error=True)
+        for success, result in results:
+            if not success:
+                raise result
+
+    def items(self, run_id: str) -> list[WorkItemRecord]:
+        return [WorkItemRecord(row["table_name"], row["item_id"], row["token_start"],
+                               row["token_end"], tuple(row["replicas"] or ()),
+                               row["partition_index"], row["status"], row["rows_read"] or 0,
+                               row["rows_written"] or 0, row["rows_failed"] or 0,
+                               row["attempts"] or 0)
+                for row in self._session.execute(self._statement("items"), (run_id,))]
+
+    def finish_item(self, run_id: str, table: str, item_id: str, status: str, rows_read: int,
+                    rows_written: int, rows_failed: int, started: float, finished: float
+                    ) -> None:
+        earlier = self._session.execute(self._statement("attempts"),
+                                        (run_id, table, item_id)).one()
+        attempts = ((earlier or {}).get("attempts") or 0) + 1
+        first_start = (earlier or {}).get("started_at") or _timestamp(started)
+        self._session.execute(self._statement("finish"), (
+            status, rows_read, rows_written, rows_failed, attempts, first_start,
+            _timestamp(finished), run_id, table, item_id))
+
+    def failed_rows(self, run_id: str, table: str) -> int:
+        return sum(row["rows_failed"] or 0 for row in
+                   self._session.execute(self._statement("failed"), (run_id, table)))
+
+    # ------------------------------------------------------------------ stops
+
+    def stop_table(self, run_id: str, table: str, reason: str) -> None:
+        self._session.execute(self._statement("stop"), (
+            run_id, table, reason, datetime.datetime.now(datetime.timezone.utc)))
+
+    def stops(self, run_id: str) -> dict[str, str]:
+        return {row["table_name"]: row["reason"]
+                for row in self._session.execute(self._statement("stops"), (run_id,))}
+
+
+def _timestamp(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+def item_id_of_range(start: int, end: int) -> str:
+    return f"range:{start}:{end}"
+
+
+def item_id_of_partition(index: int, values: tuple) -> str:
+    return f"partition:{index}:{json.dumps([repr(value) for value in values])}"
+
+
+class TableControl:
+    """What the workers of one process know of a table in a run: whether it was stopped (here,
+    or by another process through the ledger), and how many rows failed (here, in items not yet
+    recorded, plus the ledger's count of recorded ones, refreshed at most every few seconds).
+
+    One per (run, table) per process, shared by its readers and writers (``control_for``)."""
+
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, options: LedgerOptions, table: str, max_failed_rows: int | None,
+                 max_failed_share: float | None):
+        self._options = options
+        self._table = table
+        self._max_rows = max_failed_rows
+        self._max_share = max_failed_share
+        self._lock = threading.Lock()
+        self._stopped: str | None = None
+        self._unrecorded_failures = 0
+        self._rows_read = 0
+        self._recorded_failures = 0
+        self._refreshed = 0.0
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the table stopped, or None; refreshed from the ledger now and then."""
+        self._refresh()
+        return self._stopped
+
+    def rows_read(self, rows: int) -> None:
+        with self._lock:
+            self._rows_read += rows
+
+    def failures(self, rows: int) -> None:
+        """Rows that failed in items not yet recorded in the ledger."""
+        with self._lock:
+            self._unrecorded_failures += rows
+        self._check_budget()
+
+    def recorded(self, failed_rows: int) -> None:
+        """An item's failures are now in the ledger (counted there from now on)."""
+        with self._lock:
+            self._unrecorded_failures -= failed_rows
+            self._recorded_failures += failed_rows
+
+    def stop(self, reason: str) -> None:
+        with self._lock:
+            if self._stopped is not None:
+                return
+            self._stopped = reason
+        _LOG.error("%s: stopping this table: %s", self._table, reason)
+        try:
+            with self._ledger() as ledger:
+                ledger.stop_table(self._options.run_id, self._table, reason)
+        except Exception as error:  # noqa: BLE001 - this process stops the table anyway
+            _LOG.warning("could not record the stop of %s in the ledger: %s", self._table, error)
+
+    @contextlib.contextmanager
+    def _ledger(self):
+        """The ledger through the process's shared session of the target (held by the writers
+        while they run: a control keeps none of its own)."""
+        session = shared_sessions.acquire(self._options.connection)
+        try:
+            yield Ledger(session, self._options.keyspace)
+        finally:
+            shared_sessions.release(self._options.connection)
+
+    def _check_budget(self) -> None:
+        if self._max_rows is None and self._max_share is None:
+            return
+        self._refresh()
+        with self._lock:
+            failed = self._unrecorded_failures + self._recorded_failures
+            read = self._rows_read
+        over = []
+        if self._max_rows is not None and failed > self._max_rows:
+            over.append(f"{failed:,} rows failed, more than MAX_FAILED_ROWS {self._max_rows:,}")
+        if (self._max_share is not None and read >= 100
+                and failed > self._max_share * read):
+            over.append(f"{failed:,} of {read:,} rows read failed, more than MAX_FAILED_ROWS "
+                        f"{self._max_share:.1%}")
+        if over:
+            self.stop("; ".join(over))
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._refreshed < self.REFRESH_SECONDS:
+            return
+        self._refreshed = now
+        try:
+            with self._ledger() as ledger:
+                stops = ledger.stops(self._options.run_id)
+                recorded = ledger.failed_rows(self._options.run_id, self._table)
+        except Exception as error:  # noqa: BLE001 - the next refresh tries again
+            _LOG.debug("could not read the ledger: %s", error)
+            return
+        with self._lock:
+            if self._table in stops and self._stopped is None:
+                self._stopped = stops[self._table]
+            # Items of other processes (and ours) recorded since: the ledger is the total.
+            self._recorded_failures = max(self._recorded_failures, recorded)
+
+
+_CONTROLS: dict[tuple, TableControl] = {}
+_CONTROLS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    """What a reader or writer needs to join a table's control: picklable."""
+
+    ledger: LedgerOptions
+    table: str
+    max_failed_rows: int | None = None
+    max_failed_share: float | None = None
+
+    def control(self) -> TableControl:
+        key = (self.ledger, self.table)
+        with _CONTROLS_LOCK:
+            control = _CONTROLS.get(key)
+            if control is None:
+                control = _CONTROLS[key] = TableControl(
+                    self.ledger, self.table, self.max_failed_rows, self.max_failed_share)
+            return control
+
+
+class _RecordWorkItemsFn(beam.DoFn):
+    def __init__(self, options: LedgerOptions, table: str):
+        self._options = options
+        self._table = table
+
+    def setup(self):
+        self._session = shared_sessions.acquire(self._options.connection)
+        self._ledger = Ledger(self._session, self._options.keyspace)
+
+    def teardown(self):
+        shared_sessions.release(self._options.connection)
+
+    def process(self, record: dict):
+        try:
+            self._ledger.finish_item(
+                self._options.run_id, self._table, record["item_id"], record["status"],
+                record["rows_read"], record["rows_written"], record["rows_failed"],
+                record["started"], record["finished"])
+        except Exception as error:  # noqa: BLE001 - the item stays pending: redone on resume
+            _LOG.warning("could not record work item %s of %s in the ledger (it will be done "
+                         "again on resume): %s", record["item_id"], self._table, error)
+
+
+class RecordWorkItems(beam.PTransform):
+    """Record settled work items (``WriteToCassandra``'s ``work_items`` output) in the ledger."""
+
+    def __init__(self, options: LedgerOptions, table: str):
+        super().__init__()
+        self._fn = _RecordWorkItemsFn(options, table)
+
+    def expand(self, records):
+        return records | beam.ParDo(self._fn)
