@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 
 from pipelines.config import Settings, SettingsError
@@ -47,6 +48,10 @@ class Run:
     resumed: bool = False
     work_items: dict[str, list[ReadWorkItem]] = field(default_factory=dict)
     items_total: dict[str, int] = field(default_factory=dict)
+
+
+def _attempt() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def _connect(settings: Settings):
@@ -87,9 +92,9 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
 
 
 def _new(settings, plans, ledger: Ledger, splits_for, started: float) -> Run:
-    run = Run(run_id=new_run_id(started),
-              ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace, ""))
-    run.ledger = LedgerOptions(settings.target.connection, settings.ledger_keyspace, run.run_id)
+    run_id = new_run_id(started)
+    run = Run(run_id=run_id, ledger=LedgerOptions(settings.target.connection,
+                                                  settings.ledger_keyspace, run_id, _attempt()))
     source = settings.source.connection.new_cluster()
     try:
         source.connect()
@@ -138,9 +143,14 @@ def _resume(settings, plans, ledger: Ledger, resume: str) -> Run:
             f"{settings.path}: --resume {record.run_id}: that run copied "
             f"{', '.join(record.tables)}, these settings copy {', '.join(wanted)}; resume with "
             "the tables of that run, or start a new run")
+    stops = ledger.stops(record.run_id)
+    for table, reason in stops.items():
+        _LOG.info("resuming run %s: %s had stopped (%s); taken as fixed", record.run_id, table,
+                  reason)
+    ledger.clear_stops(record.run_id)
     run = Run(run_id=record.run_id, resumed=True,
               ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace,
-                                   record.run_id))
+                                   record.run_id, _attempt()))
     by_table: dict[str, list[WorkItemRecord]] = {}
     for item in ledger.items(record.run_id):
         by_table.setdefault(item.table, []).append(item)

@@ -25,12 +25,13 @@ HARNESS_SHUTDOWN_RACE = ("ignore:Exception in thread (read_grpc_client_inputs|ru
 
 
 def _start_local(count: int, first: int = 1, auth: bool = False, tls: bool = False,
-                 **settings) -> tuple[list[str], list[str]]:
+                 durable: bool = False, **settings) -> tuple[list[str], list[str]]:
     """Start (or reuse) local clusters; return (addresses, addresses this call started).
 
     ``settings`` are extra cassandra.yaml settings."""
     nodes = local_cassandra.plan_nodes(count, "clusters", auth=auth, tls=tls, heap="1G",
-                                       num_tokens=1, extra=settings, first=first)
+                                       num_tokens=1, extra=settings, first=first,
+                                       durable=durable)
     report = local_cassandra.start(nodes)
     addresses = [node["address"] for node in report]
     started = [node["address"] for node in report if node["state"] != "reused"]
@@ -64,9 +65,11 @@ def local_cluster_factory():
     """
     started: list[str] = []
 
-    def start(index: int, auth: bool = False, tls: bool = False, **settings) -> str:
+    def start(index: int, auth: bool = False, tls: bool = False, durable: bool = False,
+              **settings) -> str:
         assert index >= 3, "127.0.0.1 and 127.0.0.2 are the source and target clusters"
-        addresses, new = _start_local(1, first=index, auth=auth, tls=tls, **settings)
+        addresses, new = _start_local(1, first=index, auth=auth, tls=tls, durable=durable,
+                                      **settings)
         started.extend(new)
         return addresses[0]
 

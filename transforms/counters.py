@@ -268,6 +268,7 @@ class _WriteCountersFn(RowWriterFn):
 
     def _reconcile(self, unit: _Unit, consistency: int, sent: list[bool]):
         """A retry: read the target again and send the delta still missing, if any."""
+        self._check_not_stopped()
         unit.read.consistency_level = consistency
         deltas = counter_deltas(unit.state.row, self._session.execute(unit.read).one(),
                                 unit.counters)
@@ -293,6 +294,9 @@ class _WriteCountersFn(RowWriterFn):
     # ----------------------------------------------------------------- results
 
     def _row_done(self, state: _RowState):
+        if state.failure is not None and isinstance(state.failure.error, retry.TableStopped):
+            self._skipped(1, state.tally)
+            return
         if state.failure is not None:
             # No statement replays a counter row safely: rerun the copy of its partition.
             self._dead_letter(state.row, state.failure, state.tally, what="counter row",

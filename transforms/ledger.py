@@ -70,11 +70,13 @@ def new_run_id(started: float | None = None) -> str:
 
 @dataclass(frozen=True)
 class LedgerOptions:
-    """Where the ledger is and which run it records: travels inside DoFns."""
+    """Where the ledger is and which run it records: travels inside DoFns. ``attempt`` tells
+    the invocations of one run apart (a resume is a new attempt of the same run)."""
 
     connection: CassandraConnection
     keyspace: str
     run_id: str
+    attempt: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class Ledger:
             "stop": f"INSERT INTO {ks}.table_stops (run_id, table_name, reason, stopped_at) "
                     "VALUES (?, ?, ?, ?)",
             "stops": f"SELECT table_name, reason FROM {ks}.table_stops WHERE run_id = ?",
+            "clear_stops": f"DELETE FROM {ks}.table_stops WHERE run_id = ?",
         }
 
     # ------------------------------------------------------------------ schema
@@ -202,6 +205,10 @@ class Ledger:
     def stop_table(self, run_id: str, table: str, reason: str) -> None:
         self._session.execute(self._statement("stop"), (
             run_id, table, reason, datetime.datetime.now(datetime.timezone.utc)))
+
+    def clear_stops(self, run_id: str) -> None:
+        """A resume: the causes of earlier stops are taken as fixed."""
+        self._session.execute(self._statement("clear_stops"), (run_id,))
 
     def stops(self, run_id: str) -> dict[str, str]:
         return {row["table_name"]: row["reason"]

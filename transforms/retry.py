@@ -66,6 +66,11 @@ def is_outage(error: BaseException) -> bool:
     return all(isinstance(cause, _UNREACHABLE) for cause in causes)
 
 
+class TableStopped(Exception):
+    """Raised instead of resending a request for a table that was stopped (error budget, or a
+    table the target refuses): its rows are left for a resume, not retried."""
+
+
 def is_recoverable(error: BaseException) -> bool:
     return isinstance(error, RECOVERABLE_ERRORS)
 

@@ -185,12 +185,20 @@ class RowWriterFn(beam.DoFn):
 
     # ----------------------------------------------------------------- work items
 
+    def _stopped(self) -> bool:
+        return self._control is not None and self._control.stopped is not None
+
+    def _check_not_stopped(self) -> None:
+        """Before a resend: a stopped table's rows are left for a resume instead."""
+        if self._stopped():
+            raise retry.TableStopped(f"{self._label} was stopped")
+
     def _write_rows(self, rows: list[Mapping]) -> None:
         tally = self._open
         if tally is None:
             tally = self._open = ItemTally()
             self._unsettled.append(tally)
-        if self._control is not None and self._control.stopped is not None:
+        if self._stopped():
             # The table was stopped: its rows stay unwritten and its item pending, for a resume.
             tally.skipped += len(rows)
             self._counters["rows_skipped"].inc(len(rows))
@@ -240,6 +248,13 @@ class RowWriterFn(beam.DoFn):
             tally.unchanged += rows
         else:
             tally.written += rows
+        tally.pending -= rows
+        self._settle_if_done(tally)
+
+    def _skipped(self, rows: int, tally: ItemTally) -> None:
+        """Rows on their way when their table was stopped: not written, their item pending."""
+        self._counters["rows_skipped"].inc(rows)
+        tally.skipped += rows
         tally.pending -= rows
         self._settle_if_done(tally)
 

@@ -33,6 +33,7 @@ first write and before every resend. Nulls are written as UNSET: a copy creates 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Mapping
@@ -162,6 +163,7 @@ class _WriteRowsFn(RowWriterFn):
     def _resend(self, request: _Request, consistency: int):
         """A retry of a request: the same statement, unless a row in it writes a list, which
         the guard checks against the target again (the first write may have landed)."""
+        self._check_not_stopped()
         statement = request.statement
         if request.guarded:
             checked, unreadable = self._lists.check(request.rows)
@@ -172,31 +174,40 @@ class _WriteRowsFn(RowWriterFn):
         statement.consistency_level = consistency
         return self._session.execute(statement)
 
-    def _complete(self, request: _Request):
+    def _complete(self, request: _Request, policy: retry.RetryPolicy | None = None):
         """Wait for a request (retrying it if it failed) and account for its rows."""
         outcome = outcome_of(request.future,
                              lambda consistency: self._resend(request, consistency),
-                             self._policy, describe=lambda: self._describe(request.rows))
+                             policy or self._policy, describe=lambda: self._describe(request.rows))
         self._account(outcome)
         if outcome.ok:
             self._written(request.rows, outcome, request.tally)
+        elif isinstance(outcome.error, retry.TableStopped) or self._stopped():
+            self._skipped(len(request.rows), request.tally)
         elif len(request.rows) > 1 and not retry.is_table_fatal(outcome.error):
             self._counters["batch_fallbacks"].inc()
             _LOG.warning("batch of %d rows for %s failed (%s: %s); writing its rows one by one",
                          len(request.rows), self._label, type(outcome.error).__name__,
                          outcome.error)
-            self._write_one_by_one(request.rows, request.tally)
+            self._write_one_by_one(request.rows, request.tally,
+                                   retried=retry.is_recoverable(outcome.error))
         else:
             for row in request.rows:
                 self._failed(row, outcome, request.tally)
 
-    def _write_one_by_one(self, rows, tally: ItemTally):
-        """The batch-to-row fallback: each row its own request (lists checked again)."""
+    def _write_one_by_one(self, rows, tally: ItemTally, retried: bool):
+        """The batch-to-row fallback: each row its own request (lists checked again). After a
+        batch that failed its retries (Unavailable, timeouts: the replicas, not the rows), each
+        row gets one attempt at the level the batch ended at, not a new round of backoffs: 50
+        rows with three backoffs each would take minutes while a cluster cannot take writes."""
+        policy = None
+        if retried:
+            policy = dataclasses.replace(self._policy, retries=0)
         requests = self._requests(rows, True, tally)
         for request in requests:
             self._send(request)
         for request in requests:
-            self._complete(request)
+            self._complete(request, policy)
 
     # ----------------------------------------------------------------- results
 

@@ -4,12 +4,14 @@ from tools.local_cassandra.launcher import (
     LauncherError,
     NodeOptions,
     ensure_jars,
+    kill,
     plan_nodes,
+    restart,
     running_node,
     start,
     status,
     stop,
 )
 
-__all__ = ["LauncherError", "NodeOptions", "ensure_jars", "plan_nodes", "running_node", "start",
-           "status", "stop"]
+__all__ = ["LauncherError", "NodeOptions", "ensure_jars", "kill", "plan_nodes", "restart",
+           "running_node", "start", "status", "stop"]

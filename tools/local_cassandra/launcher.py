@@ -99,6 +99,9 @@ class NodeOptions:
     tls: bool = False
     heap: str = "1G"
     extra: dict = field(default_factory=dict)
+    # A node a test kills: every acknowledged write is in the commit log (batch sync) and the
+    # system tables are logged too (no unsafesystem), so a kill -9 loses nothing acknowledged.
+    durable: bool = False
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -123,7 +126,8 @@ def node_address(index: int) -> str:
 
 
 def plan_nodes(count: int, topology: str, *, auth: bool, tls: bool, heap: str,
-               num_tokens: int, extra: dict, first: int = 1) -> list[NodeOptions]:
+               num_tokens: int, extra: dict, first: int = 1,
+               durable: bool = False) -> list[NodeOptions]:
     """Node options for ``count`` nodes on 127.0.0.<first>... in the given topology."""
     addresses = [node_address(first + i) for i in range(count)]
     nodes = []
@@ -138,7 +142,7 @@ def plan_nodes(count: int, topology: str, *, auth: bool, tls: bool, heap: str,
         if num_tokens == 1:
             token = MURMUR3_MIN + token_index * (MURMUR3_SPAN // ring_size)
         nodes.append(NodeOptions(cluster, address, seeds, token, num_tokens, auth, tls, heap,
-                                 dict(extra)))
+                                 dict(extra), durable))
     return nodes
 
 
@@ -266,6 +270,9 @@ def _cassandra_yaml(options: NodeOptions, directory: Path) -> str:
         "hints_directory": str(directory / "hints"),
         "cdc_raw_directory": str(directory / "cdc_raw"),
     }
+    if options.durable:
+        settings["commitlog_sync"] = "batch"
+        del settings["commitlog_sync_period"]
     if options.initial_token is not None:
         settings["initial_token"] = str(options.initial_token)
     if options.tls:
@@ -313,12 +320,16 @@ def _java() -> str:
     return java
 
 
-def _start_process(options: NodeOptions, index: int, lib: Path) -> subprocess.Popen:
+def _start_process(options: NodeOptions, index: int, lib: Path,
+                   fresh: bool = True) -> subprocess.Popen:
+    """Start a node's process: in a new run directory, or (``fresh`` false: a restart) on the
+    data it left."""
     directory = node_dir(options.address)
-    shutil.rmtree(directory, ignore_errors=True)
-    (directory / "conf").mkdir(parents=True)
-    (directory / "logs").mkdir()
-    if options.tls:
+    if fresh:
+        shutil.rmtree(directory, ignore_errors=True)
+    (directory / "conf").mkdir(parents=True, exist_ok=True)
+    (directory / "logs").mkdir(exist_ok=True)
+    if options.tls and fresh:
         _make_tls_material(options, directory)
     (directory / "conf" / "cassandra.yaml").write_text(_cassandra_yaml(options, directory))
     (directory / "conf" / "logback.xml").write_text(LOGBACK_XML)
@@ -334,12 +345,12 @@ def _start_process(options: NodeOptions, index: int, lib: Path) -> subprocess.Po
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
         "-Dcassandra.ring_delay_ms=1000",
         "-Dcassandra.superuser_setup_delay_ms=0",
-        "-Dcassandra.unsafesystem=true",
+        *([] if options.durable else ["-Dcassandra.unsafesystem=true"]),
         f"-Dcassandra.jmx.local.port={JMX_BASE_PORT + index}",
         "-cp", f"{directory / 'conf'}:{lib}/*",
         "org.apache.cassandra.service.CassandraDaemon",
     ]
-    stdout = open(directory / "logs" / "stdout.log", "wb")
+    stdout = open(directory / "logs" / "stdout.log", "ab")
     process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=directory)
     (directory / "cassandra.pid").write_text(str(process.pid))
@@ -449,6 +460,38 @@ def _terminate(directory: Path, grace: float = 30.0) -> bool:
         ended = True
     (directory / "cassandra.pid").unlink(missing_ok=True)
     return ended
+
+
+def kill(address: str, signal_number: int = signal.SIGKILL, timeout: float = 60.0) -> None:
+    """Send a signal to a running node (SIGKILL: a crash; SIGTERM: an operator's stop) and
+    wait until its process is gone; its data stays for ``restart``."""
+    directory = node_dir(address)
+    pid = _read_pid(directory)
+    if pid is None or not _is_our_cassandra(pid, directory):
+        raise LauncherError(f"no node of ours is running at {address}")
+    os.killpg(pid, signal_number)
+    deadline = time.monotonic() + timeout
+    while _is_our_cassandra(pid, directory):
+        if time.monotonic() > deadline:
+            raise LauncherError(f"the node at {address} did not exit within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def restart(address: str, timeout: float = 240.0) -> None:
+    """Start a node that was killed or stopped again, on the data it left, with the options it
+    had; wait until CQL answers."""
+    directory = node_dir(address)
+    if running_node(address) is not None:
+        raise LauncherError(f"the node at {address} is still running")
+    try:
+        data = json.loads((directory / "node.json").read_text())
+    except (OSError, ValueError):
+        raise LauncherError(f"no node was started at {address} before") from None
+    data["seeds"] = tuple(data["seeds"])
+    options = NodeOptions(**data)
+    index = int(address.rsplit(".", 1)[1])
+    process = _start_process(options, index, ensure_jars(), fresh=False)
+    _wait_ready(options, process, timeout)
 
 
 def stop(addresses: list[str] | None = None) -> list[str]:
