@@ -269,7 +269,7 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             dead_letter_prefix=failed_rows_prefix(dead_letter_dir, plan), control=control)
         if ledger is not None:
             _ = written.work_items | f"Record work items of {step}" >> RecordWorkItems(
-                ledger, key)
+                ledger, key, write_policy)
         outputs = {"downgraded_rows": written.downgraded_rows,
                    "failed_ranges": read.failed_ranges,
                    "downgraded_ranges": read.downgraded_ranges}

@@ -103,7 +103,7 @@ def test_a_killed_migration_resumes_where_it_stopped(tmp_path, durable_pair):
 def _restart_during_run(tmp_path, pair, address: str, how: int) -> tuple[int, dict]:
     """Run the migration, take the node at ``address`` down with ``how`` a few seconds in,
     start it again 20 s later; return the migration's exit code and summary."""
-    settings = _settings(tmp_path, pair, MAX_ROWS_PER_SECOND=8_000)
+    settings = _settings(tmp_path, pair, MAX_ROWS_PER_SECOND=15_000)
     outcome = {}
 
     def migrate():
@@ -111,7 +111,7 @@ def _restart_during_run(tmp_path, pair, address: str, how: int) -> tuple[int, di
 
     runner = threading.Thread(target=migrate)
     runner.start()
-    time.sleep(6)
+    time.sleep(5)
     assert runner.is_alive(), "the migration ended before the node went down"
     local_cassandra.kill(address, how)
     time.sleep(20)

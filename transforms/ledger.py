@@ -37,6 +37,7 @@ import apache_beam as beam
 from cassandra import ConsistencyLevel
 from cassandra.concurrent import execute_concurrent_with_args
 
+from transforms import retry
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote
 
@@ -353,9 +354,10 @@ class ControlOptions:
 
 
 class _RecordWorkItemsFn(beam.DoFn):
-    def __init__(self, options: LedgerOptions, table: str):
+    def __init__(self, options: LedgerOptions, table: str, policy: retry.RetryPolicy):
         self._options = options
         self._table = table
+        self._policy = policy
 
     def setup(self):
         self._session = shared_sessions.acquire(self._options.connection)
@@ -365,22 +367,27 @@ class _RecordWorkItemsFn(beam.DoFn):
         shared_sessions.release(self._options.connection)
 
     def process(self, record: dict):
-        try:
-            self._ledger.finish_item(
+        # Retried like any write, outages waited out: a target restart must not leave the
+        # items it interrupted pending.
+        outcome = retry.call_with_retries(
+            lambda _: self._ledger.finish_item(
                 self._options.run_id, self._table, record["item_id"], record["status"],
                 record["rows_read"], record["rows_written"], record["rows_failed"],
-                record["started"], record["finished"])
-        except Exception as error:  # noqa: BLE001 - the item stays pending: redone on resume
+                record["started"], record["finished"]),
+            self._policy, describe=lambda: f"recording work item {record['item_id']} of "
+                                           f"{self._table} in the ledger")
+        if not outcome.ok:  # the item stays pending: done again on resume
             _LOG.warning("could not record work item %s of %s in the ledger (it will be done "
-                         "again on resume): %s", record["item_id"], self._table, error)
+                         "again on resume): %s", record["item_id"], self._table, outcome.error)
 
 
 class RecordWorkItems(beam.PTransform):
     """Record settled work items (``WriteToCassandra``'s ``work_items`` output) in the ledger."""
 
-    def __init__(self, options: LedgerOptions, table: str):
+    def __init__(self, options: LedgerOptions, table: str,
+                 policy: retry.RetryPolicy | None = None):
         super().__init__()
-        self._fn = _RecordWorkItemsFn(options, table)
+        self._fn = _RecordWorkItemsFn(options, table, policy or retry.RetryPolicy())
 
     def expand(self, records):
         return records | beam.ParDo(self._fn)

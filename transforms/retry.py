@@ -1,15 +1,16 @@
 """The one place that decides whether a failed Cassandra request is retried, when, and how.
 
 Recoverable: Unavailable, ReadTimeout, WriteTimeout, OperationTimedOut (client-side timeout),
-NoHostAvailable and Overloaded. They are retried up to ``retries`` times with exponential backoff
-and jitter (Beam's ``FuzzedExponentialIntervals``). Unavailable and the server-side timeouts
-mean the replicas could not meet the consistency level, so the retry may *downgrade* it to the
-fallback level (QUORUM -> ONE): that retry is immediate, the others wait. Everything else
-(InvalidRequest, a guardrail, a schema error, a bad value) is final at once.
+NoHostAvailable, Overloaded and a lost connection. They are retried up to ``retries`` times
+with exponential backoff and jitter (Beam's ``FuzzedExponentialIntervals``). Unavailable and
+the server-side timeouts mean the replicas could not meet the consistency level, so the retry
+may *downgrade* it to the fallback level (QUORUM -> ONE): that retry is immediate, the others
+wait. Everything else (InvalidRequest, a guardrail, a schema error, a bad value) is final at
+once.
 
 An outage is waited out instead: when a request finds no host of the cluster to take it (the
 driver's NoHostAvailable with no host up, or every host refusing or dropping its connection),
-the retry does not use up an attempt; it waits, with backoff up to 10 s and a log line at least
+the retry does not use up an attempt; it waits, with backoff up to 2 s and a log line at least
 every 10 s, until the cluster answers again or ``outage_wait`` seconds have passed, and only then
 counts retries as usual. A node restart costs the restart's time, not a dead letter.
 
@@ -42,7 +43,7 @@ from cassandra.protocol import OverloadedErrorMessage
 _LOG = logging.getLogger(__name__)
 
 RECOVERABLE_ERRORS = (Unavailable, ReadTimeout, WriteTimeout, OperationTimedOut, NoHostAvailable,
-                      OverloadedErrorMessage)
+                      OverloadedErrorMessage, ConnectionException)
 DOWNGRADABLE_ERRORS = (Unavailable, ReadTimeout, WriteTimeout)
 
 
@@ -59,7 +60,10 @@ _UNREACHABLE = (ConnectionException, OperationTimedOut, OSError)
 
 
 def is_outage(error: BaseException) -> bool:
-    """No host could take the request: none is up, or each one's connection failed."""
+    """No host could take the request: none is up, or each one's connection failed (a lone
+    connection error is the driver's word for the same, on a request already sent)."""
+    if isinstance(error, ConnectionException):
+        return True
     if not isinstance(error, NoHostAvailable):
         return False
     causes = [cause for cause in (getattr(error, "errors", None) or {}).values()]
@@ -136,7 +140,9 @@ class Outcome:
         return self.error is None
 
 
-OUTAGE_BACKOFF_MAX = 10.0  # seconds between two tries while a cluster is unreachable
+# Seconds between two tries while a cluster is unreachable: a try costs nothing then (the driver
+# fails at once with no host up), and the run should carry on soon after the cluster is back.
+OUTAGE_BACKOFF_MAX = 2.0
 OUTAGE_LOG_EVERY = 10.0
 
 
