@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
+from cassandra.concurrent import execute_concurrent_with_args
 
 from tests.conftest import create_keyspace
 from tests.helpers import dead_letters, rows_of, run_migration, write_settings
@@ -220,3 +224,61 @@ def test_migration_to_a_target_that_requires_tls(tmp_path, keyspace, cassandra_h
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
         admin.shutdown()
+
+
+def test_tens_of_thousands_of_refused_rows_each_have_one_dead_letter(
+        tmp_path, keyspace, cassandra_hosts, source_session, guarded_target, monkeypatch):
+    """Every row over the target's guardrail: 20,000 failures, each counted once and each with
+    exactly one record in the dead-letter files."""
+    host, admin = guarded_target
+    create_keyspace(admin, keyspace)
+    try:
+        sample_data.fill_table(source_session, keyspace, "events", 20_000, "narrow")
+        sample_data.create_table(admin, keyspace, "events")
+        keys = [row[:2] for row in rows_of(source_session, keyspace, "events", COLUMNS)]
+        update = source_session.prepare(f"UPDATE {keyspace}.events SET note = ? "
+                                        "WHERE account_id = ? AND seq = ?")
+        execute_concurrent_with_args(source_session, update,
+                                     [("x" * 3000, *key) for key in keys], concurrency=64)
+        monkeypatch.setenv("TARGET_PASSWORD", "migrator-secret")
+        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"],
+                                  TARGET={"USERNAME": "migrator",
+                                          "PASSWORD_ENV": "TARGET_PASSWORD"},
+                                  MAX_FAILED_ROWS=None, LOG_LEVEL="WARNING")
+
+        code, summary = run_migration(settings)
+
+        assert code == 1
+        (table,) = summary["tables"]
+        assert (table["rows_read"], table["rows_written"]) == (20_000, 0)
+        records = dead_letters(settings, "failed_rows")
+        assert table["rows_failed"] == table["dead_letter_records"] == len(records) == 20_000
+        assert sorted((record["partition_key"]["account_id"], record["clustering"]["seq"])
+                      for record in records) == sorted(keys)
+        assert rows_of(admin, keyspace, "events", COLUMNS) == []
+    finally:
+        admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_a_target_table_dropped_mid_run_stops_the_table_at_once(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 50_000, "narrow")
+    sample_data.create_table(target_session, keyspace, "events")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              MAX_ROWS_PER_SECOND=5_000, MAX_FAILED_ROWS=None)
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=run_migration(settings)))
+    runner.start()
+    time.sleep(4)
+    target_session.execute(f"DROP TABLE {keyspace}.events")
+    runner.join(timeout=300)
+
+    code, summary = outcome["result"]
+    assert code == 1
+    (table,) = summary["tables"]
+    assert table["status"] == "stopped"
+    assert "does not exist" in table["stopped"] or "Unknown CF" in table["stopped"]
+    assert table["rows_read"] < 50_000 and table["rows_failed"] < 5_000
+    assert table["rows_failed"] == table["dead_letter_records"] == len(
+        dead_letters(settings, "failed_rows"))
+    assert table["work_items_done"] < table["work_items_total"]

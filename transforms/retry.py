@@ -38,7 +38,7 @@ from cassandra import (
 )
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
-from cassandra.protocol import OverloadedErrorMessage
+from cassandra.protocol import OverloadedErrorMessage, ServerError
 
 _LOG = logging.getLogger(__name__)
 
@@ -91,11 +91,12 @@ _TABLE_FATAL_MESSAGES = ("unconfigured table", "does not exist", "undefined colu
 
 def is_table_fatal(error: BaseException | None) -> bool:
     """The table (or keyspace, or a column) is missing or changed on the target: not a
-    problem of one row, and not one a retry can fix."""
-    if error is None or not isinstance(error, InvalidRequest):
-        return False
-    message = str(error).lower()
-    return any(text in message for text in _TABLE_FATAL_MESSAGES)
+    problem of one row, and not one a retry can fix. (A table dropped while a request was on
+    its way ends in a server error naming an unknown column family.)"""
+    if isinstance(error, InvalidRequest):
+        message = str(error).lower()
+        return any(text in message for text in _TABLE_FATAL_MESSAGES)
+    return isinstance(error, ServerError) and "unknown cf" in str(error).lower()
 
 
 def consistency_name(level: int | None) -> str:
