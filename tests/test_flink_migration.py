@@ -30,3 +30,14 @@ def test_50k_rows_migrate_on_flink(tmp_path, keyspace, cassandra_hosts, source_s
     assert table["seconds"] > 0
     log = (tmp_path / "migrator.log").read_text()
     assert "migrating" in log and f"{keyspace}.events" in log
+    # The workers recorded every work item in the run ledger ...
+    assert table["work_items_done"] == table["work_items_total"] > 1
+    assert table["run_rows_written"] == 50_000 and summary["run_id"]
+
+    # ... so a resume on Flink finds nothing left to do, and says so.
+    code, resumed = run_migration(settings, "--resume",
+                                  *flink_job_server.pipeline_args(parallelism=2))
+    assert code == 0, flink_job_server.log_tail()
+    assert resumed["run_id"] == summary["run_id"]
+    (table,) = resumed["tables"]
+    assert table["rows_read"] == 0 and table["work_items_done"] == table["work_items_total"]
