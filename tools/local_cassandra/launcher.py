@@ -603,10 +603,19 @@ def _terminate(directory: Path, grace: float = 30.0) -> bool:
 
 
 def stop(addresses: list[str] | None = None) -> list[str]:
-    """Stop the nodes this launcher started (all of them by default); return their addresses."""
+    """Stop the nodes this launcher started (all of them by default); return their addresses.
+
+    Every node is asked to stop first, so they shut down at the same time."""
     nodes_root = state_dir() / "nodes"
     if addresses is None:
         addresses = sorted(p.name for p in nodes_root.iterdir()) if nodes_root.exists() else []
+    for address in addresses:
+        pid = _read_pid(node_dir(address))
+        if pid is not None and _is_our_cassandra(pid, node_dir(address)):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     stopped = []
     for address in addresses:
         if _terminate(node_dir(address)):
