@@ -276,3 +276,33 @@ def test_a_writetime_window_on_a_4_x_source_with_collections_exits_2(
         "SOURCE": "users", "WRITETIME_FROM": 1, "COLUMNS": {"tags": None}}])
     assert run_migration(settings)[0] == 0
     assert rows_of(target, keyspace, "users", ("id", "name", "tags")) == [(1, "a", None)]
+
+
+@pytest.mark.parametrize(("source_name", "target_name"), [
+    ("4.1", "5.0 target"), ("5.0 source", "4.1")], ids=["4.1 to 5.0", "5.0 to 4.1"])
+def test_lists_changed_between_runs_are_never_appended_twice(
+        tmp_path, pair_keyspace, hosts_by_release, sessions, source_name, target_name):
+    """A list appended to or shortened on the source, or appended to on the target, between
+    two runs: where one side cannot report list writetimes, the guard cannot tell which list
+    is newer, and writing the source's at its old writetime would add its elements to the
+    target's. Such a list is written at the time of the copy instead, replacing the target's."""
+    source_host, target_host = hosts_by_release[source_name], hosts_by_release[target_name]
+    source, target = sessions(source_host), sessions(target_host)
+    keyspace = pair_keyspace
+    for session in (source, target):
+        create_keyspace(session, keyspace)
+        session.execute(f"CREATE TABLE {keyspace}.songs (id int PRIMARY KEY, title text, "
+                        "plays list<int>)")
+    for key in range(3):
+        source.execute(f"INSERT INTO {keyspace}.songs (id, title, plays) VALUES (%s, 'x', "
+                       "[1, 2, 3]) USING TIMESTAMP 1000", (key,))
+    settings = write_settings(tmp_path, source_host, target_host, keyspace, ["songs"])
+    assert run_migration(settings)[0] == 0
+    source.execute(f"UPDATE {keyspace}.songs SET plays = plays + [4] WHERE id = 0")
+    source.execute(f"UPDATE {keyspace}.songs SET plays = plays - [2] WHERE id = 1")
+    target.execute(f"UPDATE {keyspace}.songs SET plays = plays + [9] WHERE id = 2")
+    expected = {0: [1, 2, 3, 4], 1: [1, 3], 2: [1, 2, 3]}
+    for _ in range(2):
+        assert run_migration(settings)[0] == 0
+        assert dict(rows_of(source, keyspace, "songs", ("id", "plays"))) == expected
+        assert dict(rows_of(target, keyspace, "songs", ("id", "plays"))) == expected
