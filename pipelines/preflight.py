@@ -254,7 +254,8 @@ def _log_release_choices(settings, tables, source_keyspace, source_release,
                 side, release = (("the target", target_release)
                                  if not versions.reports_element_writetimes(target_release)
                                  else ("the source", source_release))
-                how = (f"it holds the same list (no maxwritetime comparison: {side} runs "
+                how = (f"it holds the same list, and written at the time of the copy when it "
+                       f"holds another (no writetime comparison: {side} runs "
                        f"{versions.release_name(release)})")
             _LOG.info("%s: the non-frozen lists %s are left alone on the target when %s",
                       label, ", ".join(lists), how)
