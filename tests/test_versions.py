@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -73,13 +74,30 @@ def sessions(hosts_by_release):
         cluster.shutdown()
 
 
+@dataclass(frozen=True)
+class Pair:
+    source_host: str
+    target_host: str
+    source: object  # driver sessions
+    target: object
+    keyspace: str
+
+
 @pytest.fixture
-def pair_keyspace(request, sessions, hosts_by_release):
-    """A fresh keyspace name; the test creates it where it needs it, and it is dropped from
-    every node at the end."""
+def pair(request, sessions, hosts_by_release):
+    """``pair(source, target)`` (names of ``hosts_by_release``): the two nodes, their sessions
+    and a fresh keyspace created on both; dropped from every node at the end."""
     name = f"v_{request.node.name[:16].lower()}_{uuid.uuid4().hex[:8]}"
     name = "".join(ch if ch.isalnum() else "_" for ch in name)
-    yield name
+
+    def open_pair(source_name: str, target_name: str) -> Pair:
+        hosts = hosts_by_release[source_name], hosts_by_release[target_name]
+        opened = Pair(*hosts, *map(sessions, hosts), name)
+        for session in (opened.source, opened.target):
+            create_keyspace(session, name)
+        return opened
+
+    yield open_pair
     for host in hosts_by_release.values():
         sessions(host).execute(f"DROP KEYSPACE IF EXISTS {name}")
 
@@ -129,13 +147,11 @@ def _fill(source, keyspace: str, vector: bool) -> None:
     ("4.1", "5.0 target"), ("5.0 source", "4.1"), ("4.0", "5.0 target")],
     ids=["4.1 to 5.0", "5.0 to 4.1", "4.0 to 5.0"])
 def test_every_type_of_the_older_release_is_copied_and_reruns_change_nothing(
-        tmp_path, pair_keyspace, hosts_by_release, sessions, source_name, target_name, caplog):
+        tmp_path, pair, source_name, target_name, caplog):
     source_release, target_release = _release(source_name), _release(target_name)
-    source_host, target_host = hosts_by_release[source_name], hosts_by_release[target_name]
-    source, target = sessions(source_host), sessions(target_host)
-    keyspace = pair_keyspace
-    for session in (source, target):
-        create_keyspace(session, keyspace)
+    opened = pair(source_name, target_name)
+    source_host, target_host = opened.source_host, opened.target_host
+    source, target, keyspace = opened.source, opened.target, opened.keyspace
     vector = min(source_release, target_release) >= (5, 0)
     _schema(source, keyspace, vector)
     _fill(source, keyspace, vector)
@@ -217,12 +233,10 @@ def test_every_type_of_the_older_release_is_copied_and_reruns_change_nothing(
 
 
 def test_a_vector_column_towards_4_1_exits_2_before_anything_is_written(
-        tmp_path, pair_keyspace, hosts_by_release, sessions, caplog):
-    source_host, target_host = hosts_by_release["5.0 source"], hosts_by_release["4.1"]
-    source, target = sessions(source_host), sessions(target_host)
-    keyspace = pair_keyspace
-    for session in (source, target):
-        create_keyspace(session, keyspace)
+        tmp_path, pair, caplog):
+    opened = pair("5.0 source", "4.1")
+    source_host, target_host = opened.source_host, opened.target_host
+    source, target, keyspace = opened.source, opened.target, opened.keyspace
     source.execute(f"CREATE TYPE {keyspace}.chunk (text text, embedding vector<float, 2>)")
     source.execute(f"CREATE TABLE {keyspace}.docs (id int PRIMARY KEY, body text, "
                    "embedding vector<float, 3>)")
@@ -254,12 +268,11 @@ def test_a_vector_column_towards_4_1_exits_2_before_anything_is_written(
 
 
 def test_a_writetime_window_on_a_4_x_source_with_collections_exits_2(
-        tmp_path, pair_keyspace, hosts_by_release, sessions, caplog):
-    source_host, target_host = hosts_by_release["4.1"], hosts_by_release["5.0 target"]
-    source, target = sessions(source_host), sessions(target_host)
-    keyspace = pair_keyspace
+        tmp_path, pair, caplog):
+    opened = pair("4.1", "5.0 target")
+    source_host, target_host = opened.source_host, opened.target_host
+    source, target, keyspace = opened.source, opened.target, opened.keyspace
     for session in (source, target):
-        create_keyspace(session, keyspace)
         session.execute(f"CREATE TABLE {keyspace}.users (id int PRIMARY KEY, name text, "
                         "tags set<text>)")
     source.execute(f"INSERT INTO {keyspace}.users (id, name, tags) VALUES (1, 'a', {{'x'}})")
@@ -281,16 +294,15 @@ def test_a_writetime_window_on_a_4_x_source_with_collections_exits_2(
 @pytest.mark.parametrize(("source_name", "target_name"), [
     ("4.1", "5.0 target"), ("5.0 source", "4.1")], ids=["4.1 to 5.0", "5.0 to 4.1"])
 def test_lists_changed_between_runs_are_never_appended_twice(
-        tmp_path, pair_keyspace, hosts_by_release, sessions, source_name, target_name):
+        tmp_path, pair, source_name, target_name):
     """A list appended to or shortened on the source, or appended to on the target, between
     two runs: where one side cannot report list writetimes, the guard cannot tell which list
     is newer, and writing the source's at its old writetime would add its elements to the
     target's. Such a list is written at the time of the copy instead, replacing the target's."""
-    source_host, target_host = hosts_by_release[source_name], hosts_by_release[target_name]
-    source, target = sessions(source_host), sessions(target_host)
-    keyspace = pair_keyspace
+    opened = pair(source_name, target_name)
+    source_host, target_host = opened.source_host, opened.target_host
+    source, target, keyspace = opened.source, opened.target, opened.keyspace
     for session in (source, target):
-        create_keyspace(session, keyspace)
         session.execute(f"CREATE TABLE {keyspace}.songs (id int PRIMARY KEY, title text, "
                         "plays list<int>)")
     for key in range(3):
