@@ -70,6 +70,13 @@ def _connect(name: str, cluster_settings: ClusterSettings):
     except NoHostAvailable as error:
         cluster.shutdown()
         reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
+        if connection.protocol_version is not None and "protocol" in reasons.lower():
+            # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is
+            # a beta in 5.0): name the setting, not the hosts.
+            raise SettingsError(
+                f"{name}.PROTOCOL_VERSION: {connection.describe()} does not accept protocol "
+                f"version {connection.protocol_version} ({reasons}); null negotiates the "
+                "newest both sides speak") from None
         raise SettingsError(f"{name}.HOSTS: cannot connect to {connection.describe()} "
                             f"({reasons or error})") from None
     except Exception as error:  # noqa: BLE001 - authentication, TLS, DNS: all named to the user

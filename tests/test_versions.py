@@ -284,6 +284,14 @@ def test_a_writetime_window_on_a_4_x_source_with_collections_exits_2(
             "written") in caplog.text
     assert rows_of(target, keyspace, "users", ("id",)) == []
 
+    # A protocol version the source's release does not speak is named as such.
+    caplog.clear()
+    settings = write_settings(tmp_path, source_host, target_host, keyspace, ["users"],
+                              SOURCE={"PROTOCOL_VERSION": 6})
+    assert run_migration(settings)[0] == 2
+    assert "SOURCE.PROTOCOL_VERSION: " in caplog.text
+    assert "does not accept protocol version 6" in caplog.text
+
     # Without the collection the window works as on 5.0.
     settings = write_settings(tmp_path, source_host, target_host, keyspace, [{
         "SOURCE": "users", "WRITETIME_FROM": 1, "COLUMNS": {"tags": None}}])
