@@ -7,6 +7,11 @@ fields on the target (same names, types and order: Cassandra matches types by na
 two source columns may land on one target column, and every listed partition key must fit the
 source's partition key columns. Problems are collected and raised together as a
 ``SettingsError`` that names the file, the table and the columns.
+
+The two clusters may run different releases (``transforms.versions``). A column of a type the
+target's release lacks (``vector`` before 5.0) and a writetime window over columns whose
+writetimes the source's release cannot report are refused before any table is created; what
+the reader and the writer do differently for the releases at hand is logged once, here.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from pipelines.config import (
     TableMapping,
     unique_partitions,
 )
+from transforms import cells, versions
 from transforms.cql import quote
+from transforms.lists import list_columns
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,6 +70,13 @@ def _connect(name: str, cluster_settings: ClusterSettings):
     except NoHostAvailable as error:
         cluster.shutdown()
         reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
+        if connection.protocol_version is not None and "protocol" in reasons.lower():
+            # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is
+            # a beta in 5.0): name the setting, not the hosts.
+            raise SettingsError(
+                f"{name}.PROTOCOL_VERSION: {connection.describe()} does not accept protocol "
+                f"version {connection.protocol_version} ({reasons}); null negotiates the "
+                "newest both sides speak") from None
         raise SettingsError(f"{name}.HOSTS: cannot connect to {connection.describe()} "
                             f"({reasons or error})") from None
     except Exception as error:  # noqa: BLE001 - authentication, TLS, DNS: all named to the user
@@ -110,6 +124,10 @@ def check_against_clusters(settings: Settings) -> list[TablePlan]:
         raise SettingsError(f"{settings.path}: {error}") from None
     try:
         tables, problems = _expand_tables(settings, source_cluster, target_cluster)
+        releases = (versions.oldest_release(source_cluster.metadata),
+                    versions.oldest_release(target_cluster.metadata))
+        if not problems:
+            problems += _release_problems(settings, tables, source_cluster, *releases)
         missing = [] if problems else [
             (index, mapping) for index, mapping in tables
             if mapping.target not in target_cluster.metadata.keyspaces[
@@ -125,6 +143,8 @@ def check_against_clusters(settings: Settings) -> list[TablePlan]:
                                     target_keyspace, problems)
                 if plan is not None:
                     plans.append(plan)
+        if not problems:
+            _log_release_choices(settings, tables, source_keyspace, *releases)
     finally:
         source_cluster.shutdown()
         target_cluster.shutdown()
@@ -159,6 +179,93 @@ def _expand_tables(settings, source_cluster, target_cluster):
         else:
             tables.append((index, mapping))
     return tables, problems
+
+
+def _copied_columns(mapping, table):
+    """(name, column metadata) of the source columns the copy writes (not skipped)."""
+    renames = mapping.renames()
+    return [(name, column) for name, column in table.columns.items()
+            if renames.get(name, name) is not None]
+
+
+def _release_problems(settings, tables, source_cluster, source_release,
+                      target_release) -> list[str]:
+    """What one side's release cannot do for the copy asked: a type the target lacks (also
+    inside a user type), a writetime window the source cannot see through."""
+    problems = []
+    keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
+    user_types = keyspace.user_types
+    target_name = versions.release_name(target_release)
+    for index, mapping in tables:
+        table = keyspace.tables.get(mapping.source)
+        if table is None:
+            continue  # reported by the table check
+        label = settings.source_label(mapping)
+        for name, column in _copied_columns(mapping, table):
+            lacking = versions.types_missing(column.cql_type, target_release)
+            via = ""
+            for type_name in _user_types_in(column.cql_type, user_types, []):
+                for field, field_type in zip(user_types[type_name].field_names,
+                                             user_types[type_name].field_types, strict=True):
+                    nested = versions.types_missing(field_type, target_release)
+                    if nested and not lacking:
+                        via = f" (field {field} of user type {type_name} is {field_type})"
+                    lacking += [found for found in nested if found not in lacking]
+            if lacking:
+                problems.append(
+                    f"TABLES[{index}]: column {name} of {label} is {column.cql_type}{via}: the "
+                    f"target runs {target_name}, which has no {' or '.join(lacking)} type "
+                    f"(skip the column with COLUMNS: {{{name}: null}})")
+        window = [key for key, value in (("WRITETIME_FROM", mapping.writetime_from),
+                                         ("WRITETIME_TO", mapping.writetime_to))
+                  if value is not None]
+        if window and not versions.reports_element_writetimes(source_release):
+            blind = [name for name, column in _copied_columns(mapping, table)
+                     if cells.is_multi_cell(column.cql_type, set(user_types))]
+            if blind:
+                problems.append(
+                    f"TABLES[{index}].{window[0]}: the source runs "
+                    f"{versions.release_name(source_release)}, which cannot tell when the "
+                    f"non-frozen collections and user types of {label} ({', '.join(blind)}) "
+                    "were written, so a writetime window would leave out rows changed only "
+                    "there; skip those columns with COLUMNS, or copy without a window")
+    return problems
+
+
+def _log_release_choices(settings, tables, source_keyspace, source_release,
+                         target_release) -> None:
+    """Log, once per run, each choice the reader and the writer make for these releases."""
+    _LOG.info("SOURCE runs %s, TARGET runs %s", versions.release_name(source_release),
+              versions.release_name(target_release))
+    user_types = set(source_keyspace.user_types)
+    for _, mapping in tables:
+        table = source_keyspace.tables[mapping.source]
+        copied = _copied_columns(mapping, table)
+        label = settings.source_label(mapping)
+        multi_cell = [name for name, column in copied
+                      if cells.is_multi_cell(column.cql_type, user_types)]
+        lists = [name for name in list_columns(table) if name in dict(copied)]
+        if multi_cell and (settings.preserve_writetime or settings.preserve_ttl) and (
+                not versions.reports_element_writetimes(source_release)):
+            _LOG.info("%s: the source (%s) cannot report writetimes or TTLs of non-frozen "
+                      "collections and user types: %s are written with the writetime and TTL "
+                      "of their row's newest other cells (at the time of the copy, without TTL, "
+                      "in a row that has none)", label, versions.release_name(source_release),
+                      ", ".join(multi_cell))
+        if lists and settings.preserve_writetime:
+            if versions.reports_element_writetimes(target_release) and (
+                    versions.reports_element_writetimes(source_release)):
+                how = ("it holds the same list or one written at the source's writetime or "
+                       "later (maxwritetime)")
+            else:
+                side, release = (("the target", target_release)
+                                 if not versions.reports_element_writetimes(target_release)
+                                 else ("the source", source_release))
+                how = (f"it holds the same list, and written at the time of the copy when it "
+                       f"holds another (no writetime comparison: {side} runs "
+                       f"{versions.release_name(release)})")
+            _LOG.info("%s: the non-frozen lists %s are left alone on the target when %s",
+                      label, ", ".join(lists), how)
 
 
 def _create_target_tables(settings, source_cluster, target, missing) -> list[str]:

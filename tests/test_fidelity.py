@@ -42,15 +42,25 @@ SINGLE_CELL = ["st", "a", "t", "vc", "b", "bo", "ti", "si", "i", "bi", "vi", "f"
                "dt", "tm", "ts", "du", "u", "tu", "ip", "fl", "fs", "fm", "tup", "faddr", "per",
                "vec"]
 MULTI_CELL = ["l", "s", "m", "nested", "addr"]
+# Cassandra 4.x has every type of the table but vector (tests/test_versions.py).
+VECTOR_COLUMN = "    vec vector<float, 3>,\n"
 
 
-def _schema(session, keyspace):
+def _schema(session, keyspace, vector=True):
     for statement in TYPES:
         session.execute(statement.format(ks=keyspace))
-    session.execute(ALL_TYPES.format(ks=keyspace))
+    table = ALL_TYPES if vector else ALL_TYPES.replace(VECTOR_COLUMN, "")
+    session.execute(table.format(ks=keyspace))
 
 
-def _full_row(session, keyspace, index):
+def _full_row(session, keyspace, index, vector=True):
+    row = _every_value(index)
+    if not vector:
+        del row["vec"]
+    return row
+
+
+def _every_value(index):
     return {
         "p1": index, "p2": f"ключ-{index}", "c1": index * 10,
         "c2": tuuid(1_700_000_000 + index),
@@ -75,15 +85,15 @@ def _full_row(session, keyspace, index):
     }
 
 
-def _fill_all_types(session, keyspace):
+def _fill_all_types(session, keyspace, vector=True):
     """Rows with every type, written at known timestamps and TTLs, plus the awkward cases."""
     now = int(time.time() * 1_000_000)
-    columns = list(_full_row(session, keyspace, 0))
+    columns = list(_full_row(session, keyspace, 0, vector))
     insert = session.prepare(
         f"INSERT INTO {keyspace}.all_types ({', '.join(columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)}) USING TIMESTAMP ? AND TTL ?")
     for index in range(6):
-        row = _full_row(session, keyspace, index)
+        row = _full_row(session, keyspace, index, vector)
         session.execute(insert, [*row.values(), now - 10_000_000 + index, 3600 * (index + 1)])
     # Cells of one row written later, at other timestamps and TTLs (or none).
     session.execute(f"UPDATE {keyspace}.all_types USING TIMESTAMP {now - 5_000_000} "
@@ -107,12 +117,16 @@ def _fill_all_types(session, keyspace):
                     (tuuid(1_500_000_002), bytes(range(256)) * 4096))
 
 
-def _cells(session, keyspace, table="all_types"):
-    """Every row with the writetime and TTL of every regular cell, keyed by primary key."""
-    selectors = ["p1", "p2", "c1", "c2", *SINGLE_CELL, *MULTI_CELL]
-    for name in SINGLE_CELL:
+def _cells(session, keyspace, table="all_types", vector=True, element_writetimes=True):
+    """Every row with the writetime and TTL of every regular cell, keyed by primary key.
+
+    Without ``element_writetimes`` (a Cassandra 4.x server), non-frozen collections and user
+    types come with their values only."""
+    single = [name for name in SINGLE_CELL if vector or name != "vec"]
+    selectors = ["p1", "p2", "c1", "c2", *single, *MULTI_CELL]
+    for name in single:
         selectors += [f"writetime({name}) AS wt_{name}", f"ttl({name}) AS ttl_{name}"]
-    for name in MULTI_CELL:
+    for name in MULTI_CELL if element_writetimes else ():
         selectors.append(f"maxwritetime({name}) AS wt_{name}")
     rows = session.execute(f"SELECT {', '.join(selectors)} FROM {keyspace}.{table}")
     rows = [row._asdict() for row in rows]

