@@ -1,6 +1,8 @@
 """Migrate Cassandra tables from one cluster (or keyspace) to another with Apache Beam.
 
     python -m pipelines.migrate --config configs/migrator_settings.yaml [Beam options]
+    python -m pipelines.migrate --config ... --resume [RUN_ID]     # finish an earlier run
+    python -m pipelines.migrate replay FAILED_ROWS_FILE --config ...  # write dead letters again
 
 Per table: ReadFromCassandra (token ranges -> Reshuffle -> paged reads) -> WriteToCassandra
 (bundles of BATCH_INSERT_SIZE -> retries, downgrade, fallback) -> dead letters as JSON Lines
@@ -318,8 +320,15 @@ def _remove_empty_local_files(paths: list[str], keep_directory: bool = False) ->
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings)."""
+    """Run a migration (or ``replay PATH ...``: ``pipelines.replay``); return the exit code
+    (0 success, 1 failures, 2 bad settings)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["replay"]:
+        from pipelines import replay
+
+        return replay.run(argv[1:])
+    if argv[:1] == ["migrate"]:
+        argv = argv[1:]
     options = PipelineOptions(argv)
     migrate_options = options.view_as(MigrateOptions)
     if not migrate_options.config:

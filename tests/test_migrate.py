@@ -10,6 +10,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent_with_args
 
+from pipelines import migrate
 from tests.conftest import create_keyspace
 from tests.helpers import dead_letters, rows_of, run_migration, write_settings
 from tools import sample_data
@@ -112,6 +113,25 @@ def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassand
                 for record in failed}
         assert keys == {row[:2] for row in rows_of(source_session, keyspace, "events", COLUMNS)}
         assert rows_of(target_session, target_keyspace, "events", COLUMNS) == []
+
+        # A replay while the cause lasts fails again: every row in a new file beside the first.
+        (failed_file,) = (tmp_path / "second").glob("*/*.failed_rows*.jsonl")
+        assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 1
+        (again,) = (tmp_path / "second").glob("*/*.replay-*.jsonl")
+        assert len(again.read_text().splitlines()) == 300
+        again.unlink()
+        # Once the keyspace can take QUORUM writes, a replay of the dead letters writes them,
+        # with their source writetimes.
+        target_session.execute(f"ALTER KEYSPACE {target_keyspace} WITH replication = "
+                               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 0
+        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
+            source_session, keyspace, "events", COLUMNS)
+        writetimes = {tuple(row) for row in source_session.execute(
+            f"SELECT account_id, seq, writetime(kind) FROM {keyspace}.events")}
+        assert {tuple(row) for row in target_session.execute(
+            f"SELECT account_id, seq, writetime(kind) FROM {target_keyspace}.events")} == writetimes
+        assert not list((tmp_path / "second").glob("*/*.replay-*.jsonl"))
     finally:
         target_session.execute(f"DROP KEYSPACE IF EXISTS {target_keyspace}")
 
