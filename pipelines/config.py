@@ -25,6 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from cassandra import ConsistencyLevel
 
 from transforms.connection import CassandraConnection, TlsOptions
+from transforms.retry import RetryPolicy
 from transforms.write import BatchMode
 
 
@@ -89,6 +90,15 @@ class Settings:
     ledger_keyspace: str | None = "migrator_ledger"
     outage_wait_seconds: float = 600.0
     max_failed_rows: int | str | None = 1000
+
+    def retry_policy(self, side: ClusterSettings, consistency: int) -> RetryPolicy:
+        """How requests to one side are retried (``transforms.retry``)."""
+        return RetryPolicy(retries=self.retry_attempts, consistency=consistency,
+                           fallback_consistency=self.fallback_consistency,
+                           initial_backoff=self.retry_backoff_seconds,
+                           max_backoff=self.retry_max_backoff_seconds,
+                           outage_wait=self.outage_wait_seconds,
+                           cluster=side.connection.describe())
 
     def failure_budget(self) -> tuple[int | None, float | None]:
         """MAX_FAILED_ROWS as (rows, share of the rows read): one of them, or neither."""

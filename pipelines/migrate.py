@@ -38,7 +38,7 @@ from apache_beam.options.pipeline_options import (
 from pipelines import logs, runs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
 from pipelines.preflight import TablePlan, check_against_clusters
-from transforms import CellOptions, ReadFromCassandra, RetryPolicy, WriteToCassandra
+from transforms import CellOptions, ReadFromCassandra, WriteToCassandra
 from transforms import progress as progress_module
 from transforms.dead_letters import WriteJsonLines
 from transforms.ledger import ControlOptions, RecordWorkItems
@@ -221,27 +221,19 @@ def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
     return parallelism if parallelism and parallelism > 0 else settings.max_workers
 
 
-def _policy(settings: Settings, consistency: int) -> RetryPolicy:
-    return RetryPolicy(retries=settings.retry_attempts, consistency=consistency,
-                       fallback_consistency=settings.fallback_consistency,
-                       initial_backoff=settings.retry_backoff_seconds,
-                       max_backoff=settings.retry_max_backoff_seconds,
-                       outage_wait=settings.outage_wait_seconds)
-
-
 def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[TablePlan],
                    dead_letter_dir: str, run: runs.Run | None = None) -> None:
     """Add one read -> write branch per table, with its dead-letter files, and the record of
     its work items in the run ledger (when ``run`` has one)."""
     rate = rate_per_process(settings, pipeline.options)
-    read_policy = _policy(settings, settings.read_consistency)
-    write_policy = _policy(settings, settings.write_consistency)
+    read_policy = settings.retry_policy(settings.source, settings.read_consistency)
+    write_policy = settings.retry_policy(settings.target, settings.write_consistency)
     max_rows, max_share = settings.failure_budget()
     for plan in plans:
         key = runs.table_key(plan)
         ledger = run.ledger if run is not None else None
-        control = (ControlOptions(ledger, key, max_rows, max_share)
-                   if ledger is not None else None)
+        control = (ControlOptions(ledger, key, max_rows, max_share, run.attempt)
+                   if run is not None else None)
         namespace = namespace_of(plan)
         step = plan.target_label
         mapping = plan.mapping

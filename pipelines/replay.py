@@ -128,11 +128,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_file, settings.log_level)
-    policy = retry.RetryPolicy(
-        retries=settings.retry_attempts, consistency=settings.write_consistency,
-        fallback_consistency=settings.fallback_consistency,
-        initial_backoff=settings.retry_backoff_seconds,
-        max_backoff=settings.retry_max_backoff_seconds, outage_wait=settings.outage_wait_seconds)
+    policy = settings.retry_policy(settings.target, settings.write_consistency)
     cluster = settings.target.connection.new_cluster()
     try:
         try:

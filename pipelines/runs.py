@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pipelines.config import Settings, SettingsError
 from pipelines.preflight import TablePlan
 from transforms import token_ranges
-from transforms.ledger import DONE, Ledger, LedgerOptions, WorkItemRecord, new_run_id
+from transforms.ledger import (
+    DONE,
+    Ledger,
+    LedgerOptions,
+    WorkItemRecord,
+    item_id_of_partition,
+    new_run_id,
+)
 from transforms.read import PartitionKey, ReadWorkItem, work_items_of
 
 _LOG = logging.getLogger("migrator")
@@ -45,6 +52,7 @@ class Run:
 
     run_id: str
     ledger: LedgerOptions | None
+    attempt: str = ""
     resumed: bool = False
     work_items: dict[str, list[ReadWorkItem]] = field(default_factory=dict)
     items_total: dict[str, int] = field(default_factory=dict)
@@ -71,7 +79,7 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
         if resume:
             raise SettingsError(f"{settings.path}: --resume needs a ledger: LEDGER_KEYSPACE is "
                                 "null")
-        return Run(run_id=new_run_id(started), ledger=None)
+        return Run(run_id=new_run_id(started), ledger=None, attempt=_attempt())
     cluster, session = _connect(settings)
     try:
         try:
@@ -84,17 +92,25 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
                 "LEDGER_KEYSPACE: null to run without a ledger (and without --resume)"
             ) from None
         ledger = Ledger(session, settings.ledger_keyspace)
-        if resume:
-            return _resume(settings, plans, ledger, resume)
-        return _new(settings, plans, ledger, splits_for, started)
+        try:
+            if resume:
+                return _resume(settings, plans, ledger, resume)
+            return _new(settings, plans, ledger, splits_for, started)
+        except SettingsError:
+            raise
+        except Exception as error:  # noqa: BLE001 - named to the user, nothing written yet
+            raise SettingsError(
+                f"{settings.path}: LEDGER_KEYSPACE: the run ledger {settings.ledger_keyspace} "
+                f"could not be {'read' if resume else 'written'}: {type(error).__name__}: "
+                f"{error}") from None
     finally:
         cluster.shutdown()
 
 
 def _new(settings, plans, ledger: Ledger, splits_for, started: float) -> Run:
-    run_id = new_run_id(started)
-    run = Run(run_id=run_id, ledger=LedgerOptions(settings.target.connection,
-                                                  settings.ledger_keyspace, run_id, _attempt()))
+    run_id, attempt = new_run_id(started), _attempt()
+    run = Run(run_id=run_id, attempt=attempt, ledger=LedgerOptions(
+        settings.target.connection, settings.ledger_keyspace, run_id, attempt))
     source = settings.source.connection.new_cluster()
     try:
         source.connect()
@@ -105,10 +121,11 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float) -> Run:
             run.items_total[table_key(plan)] = len(items)
     finally:
         source.shutdown()
-    ledger.start_run(settings_identity(settings), run.run_id, [table_key(p) for p in plans])
+    # The run's row goes last: a run found by --resume has all its work items recorded.
     for plan in plans:
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
                                                          run.work_items[table_key(plan)]])
+    ledger.start_run(settings_identity(settings), run.run_id, [table_key(p) for p in plans])
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
               sum(run.items_total.values()), settings.ledger_keyspace)
     return run
@@ -148,9 +165,10 @@ def _resume(settings, plans, ledger: Ledger, resume: str) -> Run:
         _LOG.info("resuming run %s: %s had stopped (%s); taken as fixed", record.run_id, table,
                   reason)
     ledger.clear_stops(record.run_id)
-    run = Run(run_id=record.run_id, resumed=True,
+    attempt = _attempt()
+    run = Run(run_id=record.run_id, resumed=True, attempt=attempt,
               ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace,
-                                   record.run_id, _attempt()))
+                                   record.run_id, attempt))
     by_table: dict[str, list[WorkItemRecord]] = {}
     for item in ledger.items(record.run_id):
         by_table.setdefault(item.table, []).append(item)
@@ -168,10 +186,13 @@ def _resume(settings, plans, ledger: Ledger, resume: str) -> Run:
 def _work_item(settings, plan: TablePlan, item: WorkItemRecord) -> ReadWorkItem:
     if item.partition_index is not None:
         partitions = plan.partitions or ()
-        if item.partition_index >= len(partitions):
-            raise SettingsError(f"{settings.path}: --resume: the run listed partitions of "
-                                f"{plan.source_label} that these settings do not")
-        return ReadWorkItem(partition=PartitionKey(tuple(partitions[item.partition_index])),
+        index = item.partition_index
+        if (index >= len(partitions)
+                or item_id_of_partition(index, tuple(partitions[index])) != item.item_id):
+            raise SettingsError(f"{settings.path}: --resume: the PARTITIONS of "
+                                f"{plan.source_label} differ from the run's; resume with the "
+                                "settings of that run, or start a new run")
+        return ReadWorkItem(partition=PartitionKey(tuple(partitions[index])),
                             item_id=item.item_id)
     return ReadWorkItem(token_range=token_ranges.TokenRange(item.token_start, item.token_end,
                                                             item.replicas),

@@ -121,6 +121,24 @@ def keyspace(request, source_session, target_session):
         session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
+@pytest.fixture
+def rf3_keyspace(keyspace):
+    """``rf3_keyspace(session)``: a keyspace with replication factor 3 on that one-node
+    cluster (QUORUM needs 2 replicas: every QUORUM request is Unavailable), dropped after the
+    test."""
+    made = []
+
+    def make(session) -> str:
+        name = f"{keyspace}_rf3"
+        create_keyspace(session, name, replication_factor=3)
+        made.append((session, name))
+        return name
+
+    yield make
+    for session, name in made:
+        session.execute(f"DROP KEYSPACE IF EXISTS {name}")
+
+
 @pytest.fixture(scope="session")
 def flink_job_server():
     """One Beam Flink job server (embedded Flink) for the session, stopped at the end."""

@@ -74,93 +74,86 @@ def test_listed_partitions_only_and_renamed_target(tmp_path, keyspace, cassandra
 
 def test_quorum_on_an_impossible_replication_downgrades_to_one(tmp_path, cassandra_hosts,
                                                                source_session, target_session,
-                                                               keyspace):
-    # RF 3 on a one-node target: QUORUM needs 2 replicas, so every write is Unavailable.
-    target_keyspace = f"{keyspace}_rf3"
-    create_keyspace(target_session, target_keyspace, replication_factor=3)
-    try:
-        sample_data.fill_table(source_session, keyspace, "events", 300, "mixed")
-        sample_data.create_table(target_session, target_keyspace, "events")
-        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                                  target_keyspace=target_keyspace)
-        code, summary = run_migration(settings)
-        assert code == 0
-        (table,) = summary["tables"]
-        assert table["rows_written"] == 300 and table["rows_failed"] == 0
-        assert table["consistency_downgrades"] == 300
-        downgraded = dead_letters(settings, "downgraded_rows")
-        assert len(downgraded) == 300
-        assert {record["consistency"] for record in downgraded} == {"ONE"}
-        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
-            source_session, keyspace, "events", COLUMNS)
-        log = (tmp_path / "migrator.log").read_text()
-        assert "Unavailable at QUORUM; downgrading to ONE" in log
+                                                               keyspace, rf3_keyspace):
+    target_keyspace = rf3_keyspace(target_session)
+    sample_data.fill_table(source_session, keyspace, "events", 300, "mixed")
+    sample_data.create_table(target_session, target_keyspace, "events")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              target_keyspace=target_keyspace)
+    code, summary = run_migration(settings)
+    assert code == 0
+    (table,) = summary["tables"]
+    assert table["rows_written"] == 300 and table["rows_failed"] == 0
+    assert table["consistency_downgrades"] == 300
+    downgraded = dead_letters(settings, "downgraded_rows")
+    assert len(downgraded) == 300
+    assert {record["consistency"] for record in downgraded} == {"ONE"}
+    assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
+        source_session, keyspace, "events", COLUMNS)
+    log = (tmp_path / "migrator.log").read_text()
+    assert "Unavailable at QUORUM; downgrading to ONE" in log
 
-        # Without a fallback level the same run writes nothing and dead-letters every row.
-        target_session.execute(f"TRUNCATE {target_keyspace}.events")
-        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                                  target_keyspace=target_keyspace, FALLBACK_CONSISTENCY=None,
-                                  RETRY_ATTEMPTS=1, FAILED_ROWS_DIR=str(tmp_path / "second"))
-        code, summary = run_migration(settings)
-        assert code == 1
-        (table,) = summary["tables"]
-        assert summary["status"] == table["status"] == "failed"
-        assert (table["rows_written"], table["rows_failed"]) == (0, 300)
-        failed = dead_letters(settings, "failed_rows")
-        assert len(failed) == 300
-        assert {record["error"] for record in failed} == {"Unavailable"}
-        keys = {(record["partition_key"]["account_id"], record["clustering"]["seq"])
-                for record in failed}
-        assert keys == {row[:2] for row in rows_of(source_session, keyspace, "events", COLUMNS)}
-        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == []
+    # Without a fallback level the same run writes nothing and dead-letters every row.
+    target_session.execute(f"TRUNCATE {target_keyspace}.events")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              target_keyspace=target_keyspace, FALLBACK_CONSISTENCY=None,
+                              RETRY_ATTEMPTS=1, FAILED_ROWS_DIR=str(tmp_path / "second"))
+    code, summary = run_migration(settings)
+    assert code == 1
+    (table,) = summary["tables"]
+    assert summary["status"] == table["status"] == "failed"
+    assert (table["rows_written"], table["rows_failed"]) == (0, 300)
+    failed = dead_letters(settings, "failed_rows")
+    assert len(failed) == 300
+    assert {record["error"] for record in failed} == {"Unavailable"}
+    keys = {(record["partition_key"]["account_id"], record["clustering"]["seq"])
+            for record in failed}
+    assert keys == {row[:2] for row in rows_of(source_session, keyspace, "events", COLUMNS)}
+    assert rows_of(target_session, target_keyspace, "events", COLUMNS) == []
 
-        # A replay while the cause lasts fails again: every row in a new file beside the first.
-        (failed_file,) = (tmp_path / "second").glob("*/*.failed_rows*.jsonl")
-        assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 1
-        (again,) = (tmp_path / "second").glob("*/*.replay-*.jsonl")
-        assert len(again.read_text().splitlines()) == 300
-        again.unlink()
-        # Once the keyspace can take QUORUM writes, a replay of the dead letters writes them,
-        # with their source writetimes.
-        target_session.execute(f"ALTER KEYSPACE {target_keyspace} WITH replication = "
-                               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-        assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 0
-        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
-            source_session, keyspace, "events", COLUMNS)
-        writetimes = {tuple(row) for row in source_session.execute(
-            f"SELECT account_id, seq, writetime(kind) FROM {keyspace}.events")}
-        assert {tuple(row) for row in target_session.execute(
-            f"SELECT account_id, seq, writetime(kind) FROM {target_keyspace}.events")} == writetimes
-        assert not list((tmp_path / "second").glob("*/*.replay-*.jsonl"))
-    finally:
-        target_session.execute(f"DROP KEYSPACE IF EXISTS {target_keyspace}")
+    # A replay while the cause lasts fails again: every row in a new file beside the first.
+    (failed_file,) = (tmp_path / "second").glob("*/*.failed_rows*.jsonl")
+    assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 1
+    (again,) = (tmp_path / "second").glob("*/*.replay-*.jsonl")
+    assert len(again.read_text().splitlines()) == 300
+    again.unlink()
+    # Once the keyspace can take QUORUM writes, a replay of the dead letters writes them,
+    # with their source writetimes.
+    target_session.execute(f"ALTER KEYSPACE {target_keyspace} WITH replication = "
+                           "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    assert migrate.run(["replay", str(failed_file), "--config", str(settings)]) == 0
+    assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
+        source_session, keyspace, "events", COLUMNS)
+    writetimes = {tuple(row) for row in source_session.execute(
+        f"SELECT account_id, seq, writetime(kind) FROM {keyspace}.events")}
+    assert {tuple(row) for row in target_session.execute(
+        f"SELECT account_id, seq, writetime(kind) FROM {target_keyspace}.events")} == writetimes
+    assert not list((tmp_path / "second").glob("*/*.replay-*.jsonl"))
+
 
 
 def test_reads_downgraded_to_one_are_counted_and_their_ranges_listed(
-        tmp_path, cassandra_hosts, source_session, target_session, keyspace):
-    # RF 3 on a one-node source: LOCAL_QUORUM needs 2 replicas, so every page is Unavailable
-    # and read at ONE, where a lagging replica could have left rows out.
-    source_keyspace = f"{keyspace}_rf3"
-    create_keyspace(source_session, source_keyspace, replication_factor=3)
-    try:
-        sample_data.fill_table(source_session, source_keyspace, "events", 500, "mixed")
-        sample_data.create_table(target_session, keyspace, "events")
-        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                                  SOURCE={"KEYSPACE": source_keyspace}, SPLITS=6)
-        code, summary = run_migration(settings)
-        assert code == 0, summary
-        (table,) = summary["tables"]
-        assert table["rows_written"] == 500
-        downgraded = dead_letters(settings, "downgraded_ranges")
-        assert table["ranges_downgraded"] == len(downgraded) >= 6
-        assert {record["consistency"] for record in downgraded} == {"ONE"}
-        assert all(record["pages_downgraded"] >= 1 and record["token_range"]
-                   for record in downgraded)
-        assert "read at the fallback consistency" in (tmp_path / "migrator.log").read_text()
-        assert rows_of(target_session, keyspace, "events", COLUMNS) == rows_of(
-            source_session, source_keyspace, "events", COLUMNS)
-    finally:
-        source_session.execute(f"DROP KEYSPACE IF EXISTS {source_keyspace}")
+        tmp_path, cassandra_hosts, source_session, target_session, keyspace, rf3_keyspace):
+    # LOCAL_QUORUM reads of an RF 3 keyspace on one node are Unavailable: every page is read
+    # at ONE, where a lagging replica could have left rows out.
+    source_keyspace = rf3_keyspace(source_session)
+    sample_data.fill_table(source_session, source_keyspace, "events", 500, "mixed")
+    sample_data.create_table(target_session, keyspace, "events")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              SOURCE={"KEYSPACE": source_keyspace}, SPLITS=6)
+    code, summary = run_migration(settings)
+    assert code == 0, summary
+    (table,) = summary["tables"]
+    assert table["rows_written"] == 500
+    downgraded = dead_letters(settings, "downgraded_ranges")
+    assert table["ranges_downgraded"] == len(downgraded) >= 6
+    assert {record["consistency"] for record in downgraded} == {"ONE"}
+    assert all(record["pages_downgraded"] >= 1 and record["token_range"]
+               for record in downgraded)
+    assert "read at the fallback consistency" in (tmp_path / "migrator.log").read_text()
+    assert rows_of(target_session, keyspace, "events", COLUMNS) == rows_of(
+        source_session, source_keyspace, "events", COLUMNS)
+
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ def test_a_target_node_killed_and_restarted_costs_time_not_rows(tmp_path, durabl
     assert code == 0, summary
     (table,) = summary["tables"]
     assert (table["rows_written"], table["rows_failed"]) == (ROWS, 0)
-    assert table["outage_seconds"] >= 15
+    assert table["outage_seconds"] >= 10
     assert dead_letters(Path(tmp_path / "migrator_settings.yaml"), "failed_rows") == []
     assert _same(durable_pair)
 
@@ -138,43 +138,40 @@ def test_a_source_node_restarted_costs_time_not_rows(tmp_path, durable_pair):
     assert code == 0, summary
     (table,) = summary["tables"]
     assert (table["rows_read"], table["rows_written"], table["ranges_failed"]) == (ROWS, ROWS, 0)
-    assert table["outage_seconds"] >= 15
+    assert table["outage_seconds"] >= 10
     assert _same(durable_pair)
 
 
 def test_a_table_the_target_cannot_take_stops_early_and_resumes_when_fixed(
-        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, rf3_keyspace):
     # Replication factor 3 on a one-node target and no fallback: every write is Unavailable.
-    target_keyspace = f"{keyspace}_rf3"
-    create_keyspace(target_session, target_keyspace, replication_factor=3)
-    try:
-        sample_data.fill_table(source_session, keyspace, "events", 100_000, "narrow")
-        sample_data.create_table(target_session, target_keyspace, "events")
-        settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                                  target_keyspace=target_keyspace, FALLBACK_CONSISTENCY=None,
-                                  MAX_FAILED_ROWS=1000)
-        started = time.monotonic()
-        code, summary = run_migration(settings)
-        assert time.monotonic() - started < 60
-        assert code == 1
-        (table,) = summary["tables"]
-        assert table["status"] == "stopped" and "MAX_FAILED_ROWS" in table["stopped"]
-        assert 1000 < table["rows_failed"] < 5000
-        assert table["rows_failed"] == table["dead_letter_records"] == len(
-            dead_letters(settings, "failed_rows"))
-        assert table["work_items_done"] < table["work_items_total"]
-        log = (tmp_path / "migrator.log").read_text()
-        assert f"--resume {summary['run_id']}" in log
+    target_keyspace = rf3_keyspace(target_session)
+    sample_data.fill_table(source_session, keyspace, "events", 100_000, "narrow")
+    sample_data.create_table(target_session, target_keyspace, "events")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              target_keyspace=target_keyspace, FALLBACK_CONSISTENCY=None,
+                              MAX_FAILED_ROWS=1000)
+    started = time.monotonic()
+    code, summary = run_migration(settings)
+    assert time.monotonic() - started < 60
+    assert code == 1
+    (table,) = summary["tables"]
+    assert table["status"] == "stopped" and "MAX_FAILED_ROWS" in table["stopped"]
+    assert 1000 < table["rows_failed"] < 5000
+    assert table["rows_failed"] == table["dead_letter_records"] == len(
+        dead_letters(settings, "failed_rows"))
+    assert table["work_items_done"] < table["work_items_total"]
+    log = (tmp_path / "migrator.log").read_text()
+    assert f"--resume {summary['run_id']}" in log
 
-        target_session.execute(f"ALTER KEYSPACE {target_keyspace} WITH replication = "
-                               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
-        code, summary = run_migration(settings, "--resume")
+    target_session.execute(f"ALTER KEYSPACE {target_keyspace} WITH replication = "
+                           "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    code, summary = run_migration(settings, "--resume")
 
-        assert code == 0, summary
-        (table,) = summary["tables"]
-        assert table["work_items_done"] == table["work_items_total"]
-        assert table["run_rows_written"] == 100_000 and table["run_rows_failed"] == 0
-        assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
-            source_session, keyspace, "events", COLUMNS)
-    finally:
-        target_session.execute(f"DROP KEYSPACE IF EXISTS {target_keyspace}")
+    assert code == 0, summary
+    (table,) = summary["tables"]
+    assert table["work_items_done"] == table["work_items_total"]
+    assert table["run_rows_written"] == 100_000 and table["run_rows_failed"] == 0
+    assert rows_of(target_session, target_keyspace, "events", COLUMNS) == rows_of(
+        source_session, keyspace, "events", COLUMNS)
+

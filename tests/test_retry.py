@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from cassandra import ConsistencyLevel, InvalidRequest, Unavailable, WriteTimeout
-from cassandra.cluster import NoHostAvailable
+import itertools
 
-from transforms.retry import RetryPolicy, call_with_retries, is_recoverable
+from cassandra import (
+    ConsistencyLevel,
+    InvalidRequest,
+    OperationTimedOut,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionShutdown
+
+from transforms.retry import RetryPolicy, call_with_retries, is_outage, is_recoverable
 
 QUORUM, ONE = ConsistencyLevel.QUORUM, ConsistencyLevel.ONE
 
@@ -47,7 +56,9 @@ def test_unavailable_wrapped_in_no_host_available_also_downgrades():
 
 
 def test_no_host_available_backs_off_exponentially_without_downgrade():
-    script = Script(*[NoHostAvailable("down", {})] * 3)
+    overloaded = NoHostAvailable("busy", {"127.0.0.1": OperationTimedOut("x"),
+                                          "127.0.0.2": Unavailable("y")})
+    script = Script(*[overloaded] * 3)
     outcome, sleeps = run(script, RetryPolicy(retries=3, initial_backoff=1.0, max_backoff=100))
     assert outcome.ok and not outcome.downgraded
     assert script.levels == [QUORUM] * 4
@@ -78,3 +89,63 @@ def test_downgrade_off_when_fallback_is_null():
     script = Script(Unavailable("x"), Unavailable("x"))
     outcome, sleeps = run(script, RetryPolicy(retries=1, fallback_consistency=None))
     assert not outcome.ok and script.levels == [QUORUM, QUORUM] and len(sleeps) == 1
+
+
+class Clock:
+    """Time that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def run_with_clock(script, policy, clock):
+    return call_with_retries(script, policy, describe=lambda: "test write", sleep=clock.sleep,
+                             clock=clock)
+
+
+def test_a_cluster_with_no_host_up_is_an_outage_and_a_lone_host_error_is_not():
+    assert is_outage(NoHostAvailable("none up", {}))
+    assert is_outage(NoHostAvailable("refused", {"h": ConnectionShutdown("reset")}))
+    assert is_outage(ConnectionShutdown("reset"))
+    assert not is_outage(NoHostAvailable("mixed", {"h": Unavailable("x")}))
+    assert not is_outage(Unavailable("x"))
+
+
+def test_an_outage_is_waited_out_without_using_up_retries():
+    clock = Clock()
+    script = Script(*[NoHostAvailable("down", {})] * 40)
+    outcome = run_with_clock(script, RetryPolicy(retries=1, outage_wait=600), clock)
+    assert outcome.ok and outcome.retries == 0 and outcome.attempts == 41
+    start, end = outcome.outage
+    assert end - start == clock.now - 1000.0 > 40  # backoff grows to 2 s between tries
+
+
+def test_an_outage_longer_than_the_wait_fails_like_any_error():
+    clock = Clock()
+    script = Script(*[NoHostAvailable("down", {})] * 1000)
+    outcome = run_with_clock(script, RetryPolicy(retries=2, outage_wait=30,
+                                                 initial_backoff=1, max_backoff=1), clock)
+    assert not outcome.ok and outcome.retries == 2
+    assert 30 <= clock.now - 1000.0 < 35
+
+
+def test_an_outage_runs_out_once_for_every_request_to_the_cluster():
+    """The wait is the cluster's, not each request's: after it ran out for one request, the
+    next ones to the same cluster fail at once instead of waiting again, until one succeeds."""
+    clock = Clock()
+    name = f"cluster-{next(itertools.count())}-{id(clock)}"
+    policy = RetryPolicy(retries=0, outage_wait=30, cluster=name)
+    first = run_with_clock(Script(*[NoHostAvailable("down", {})] * 1000), policy, clock)
+    assert not first.ok and clock.now - 1000.0 >= 30
+    waited = clock.now
+    second = run_with_clock(Script(*[NoHostAvailable("down", {})] * 1000), policy, clock)
+    assert not second.ok and clock.now == waited  # no second wait
+    assert run_with_clock(Script(), policy, clock).ok  # the cluster is back
+    third = run_with_clock(Script(NoHostAvailable("down", {})), policy, clock)
+    assert third.ok and third.outage is not None  # a new outage is waited out again

@@ -15,8 +15,8 @@ import random
 import uuid
 from collections.abc import Iterator
 
-from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.query import UNSET_VALUE
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 SHAPES = ("mixed", "narrow", "wide", "kilobyte")
 
@@ -77,25 +77,32 @@ def generate_rows(rows: int, shape: str = "mixed", seed: int = 7) -> Iterator[tu
 
 
 def fill_table(session, keyspace: str, table: str, rows: int, shape: str = "mixed",
-               seed: int = 7, concurrency: int = 128, chunk: int = 20_000) -> int:
+               seed: int = 7, concurrency: int = 32, chunk: int = 20_000) -> int:
     """Create the table if needed and write ``rows`` generated rows; return how many.
-    Nulls are left unset, so the source holds no tombstones."""
+    Nulls are left unset, so the source holds no tombstones. Rows go in small UNLOGGED batches
+    (a few KB each): several times as fast as one request per row on a busy machine."""
     create_table(session, keyspace, table)
     insert = session.prepare(f"INSERT INTO {keyspace}.{table} ({', '.join(COLUMNS)}) "
                              f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+    per_batch = 4 if shape == "kilobyte" else 25
     written = 0
-    batch: list[tuple] = []
+    pending: list[tuple] = []
     for row in generate_rows(rows, shape, seed):
-        batch.append(tuple(UNSET_VALUE if value is None else value for value in row))
-        if len(batch) >= chunk:
-            written += _write(session, insert, batch, concurrency)
-            batch = []
-    if batch:
-        written += _write(session, insert, batch, concurrency)
+        pending.append(tuple(UNSET_VALUE if value is None else value for value in row))
+        if len(pending) >= chunk:
+            written += _write(session, insert, pending, per_batch, concurrency)
+            pending = []
+    if pending:
+        written += _write(session, insert, pending, per_batch, concurrency)
     return written
 
 
-def _write(session, insert, rows, concurrency) -> int:
-    results = execute_concurrent_with_args(session, insert, rows, concurrency=concurrency,
-                                           raise_on_first_error=True)
-    return len(results)
+def _write(session, insert, rows, per_batch, concurrency) -> int:
+    batches = []
+    for start in range(0, len(rows), per_batch):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for row in rows[start:start + per_batch]:
+            batch.add(insert, row)
+        batches.append((batch, ()))
+    execute_concurrent(session, batches, concurrency=concurrency, raise_on_first_error=True)
+    return len(rows)

@@ -2,7 +2,7 @@
 
 A work item (a token range, or a listed partition, of one table) is recorded as ``pending``
 before the pipeline starts, and as ``done`` or ``failed`` with its counts only once every row it
-read is acknowledged by the target or durably in a dead-letter file (``transforms.write``). A
+read is acknowledged by the target or durably in a dead-letter file (``transforms.row_writer``). A
 run killed at any point therefore leaves every item it did not finish ``pending`` or
 ``failed``, and ``--resume`` does exactly those again. The ledger lives in the target cluster,
 which every worker of every runner reaches already.
@@ -24,6 +24,7 @@ resume, never a row.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -40,6 +41,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from transforms import retry
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote
+from transforms.process_cache import PerProcess
 
 __all__ = ["ControlOptions", "Ledger", "LedgerOptions", "RecordWorkItems", "RunRecord",
            "WorkItemRecord", "new_run_id"]
@@ -55,12 +57,17 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS {ks}.work_items (
         run_id text, table_name text, item_id text, token_start varint, token_end varint,
         replicas list<text>, partition_index int, status text, rows_read bigint,
-        rows_written bigint, rows_failed bigint, attempts int, started_at timestamp,
-        finished_at timestamp, PRIMARY KEY ((run_id), table_name, item_id))""",
+        rows_written bigint, rows_failed bigint, attempts int, attempt text,
+        started_at timestamp, finished_at timestamp,
+        PRIMARY KEY ((run_id), table_name, item_id))""",
     """CREATE TABLE IF NOT EXISTS {ks}.table_stops (
         run_id text, table_name text, reason text, stopped_at timestamp,
         PRIMARY KEY ((run_id), table_name))""",
 )
+
+
+# Columns added to the ledger's tables since they were first released: added to an older ledger.
+_COLUMNS_ADDED = {"work_items": {"attempt": "text"}}
 
 
 def new_run_id(started: float | None = None) -> str:
@@ -118,14 +125,14 @@ class Ledger:
                        "token_end, replicas, partition_index, status, rows_read, rows_written, "
                        "rows_failed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0, 0)",
             "finish": f"UPDATE {ks}.work_items SET status = ?, rows_read = ?, rows_written = ?, "
-                      "rows_failed = ?, attempts = ?, started_at = ?, finished_at = ? "
-                      "WHERE run_id = ? AND table_name = ? AND item_id = ?",
+                      "rows_failed = ?, attempts = ?, attempt = ?, started_at = ?, "
+                      "finished_at = ? WHERE run_id = ? AND table_name = ? AND item_id = ?",
             "items": f"SELECT table_name, item_id, token_start, token_end, replicas, "
                      "partition_index, status, rows_read, rows_written, rows_failed, attempts "
                      f"FROM {ks}.work_items WHERE run_id = ?",
             "attempts": f"SELECT attempts, started_at FROM {ks}.work_items "
                         "WHERE run_id = ? AND table_name = ? AND item_id = ?",
-            "failed": f"SELECT rows_failed FROM {ks}.work_items WHERE run_id = ? "
+            "failed": f"SELECT rows_failed, attempt FROM {ks}.work_items WHERE run_id = ? "
                       "AND table_name = ?",
             "stop": f"INSERT INTO {ks}.table_stops (run_id, table_name, reason, stopped_at) "
                     "VALUES (?, ?, ?, ?)",
@@ -145,8 +152,16 @@ class Ledger:
             session.execute(
                 f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication = "
                 f"{{'class': 'SimpleStrategy', 'replication_factor': {replicas}}}")
+        existing = metadata.keyspaces.get(keyspace)
         for statement in _SCHEMA:
-            session.execute(statement.format(ks=quote(keyspace)))
+            table = statement.split("{ks}.", 1)[1].split(" ", 1)[0]
+            if existing is None or table not in existing.tables:  # CREATE needs the permission
+                session.execute(statement.format(ks=quote(keyspace)))
+                continue
+            for column, cql_type in _COLUMNS_ADDED.get(table, {}).items():
+                if column not in existing.tables[table].columns:  # a ledger of an earlier version
+                    session.execute(f"ALTER TABLE {quote(keyspace)}.{table} "
+                                    f"ADD {column} {cql_type}")
         session.cluster.control_connection.wait_for_schema_agreement()
 
     def _statement(self, name: str):
@@ -187,19 +202,22 @@ class Ledger:
                 for row in self._session.execute(self._statement("items"), (run_id,))]
 
     def finish_item(self, run_id: str, table: str, item_id: str, status: str, rows_read: int,
-                    rows_written: int, rows_failed: int, started: float, finished: float
-                    ) -> None:
+                    rows_written: int, rows_failed: int, started: float, finished: float,
+                    attempt: str = "") -> None:
         earlier = self._session.execute(self._statement("attempts"),
                                         (run_id, table, item_id)).one()
         attempts = ((earlier or {}).get("attempts") or 0) + 1
         first_start = (earlier or {}).get("started_at") or _timestamp(started)
         self._session.execute(self._statement("finish"), (
-            status, rows_read, rows_written, rows_failed, attempts, first_start,
+            status, rows_read, rows_written, rows_failed, attempts, attempt, first_start,
             _timestamp(finished), run_id, table, item_id))
 
-    def failed_rows(self, run_id: str, table: str) -> int:
+    def failed_rows(self, run_id: str, table: str, attempt: str) -> int:
+        """Rows failed in the items recorded by one attempt of the run (earlier attempts'
+        failed items are being done again)."""
         return sum(row["rows_failed"] or 0 for row in
-                   self._session.execute(self._statement("failed"), (run_id, table)))
+                   self._session.execute(self._statement("failed"), (run_id, table))
+                   if row["attempt"] == attempt)
 
     # ------------------------------------------------------------------ stops
 
@@ -237,7 +255,7 @@ class TableControl:
 
     REFRESH_SECONDS = 5.0
 
-    def __init__(self, options: LedgerOptions, table: str, max_failed_rows: int | None,
+    def __init__(self, options: LedgerOptions | None, table: str, max_failed_rows: int | None,
                  max_failed_share: float | None):
         self._options = options
         self._table = table
@@ -245,10 +263,12 @@ class TableControl:
         self._max_share = max_failed_share
         self._lock = threading.Lock()
         self._stopped: str | None = None
-        self._unrecorded_failures = 0
-        self._rows_read = 0
-        self._recorded_failures = 0
+        self._unrecorded_failures = 0  # in items of this process not yet in the ledger
+        self._recorded_here = 0  # in items of this process already in the ledger
+        self._recorded_anywhere = 0  # in items of this attempt in the ledger, any process
+        self._rows_read = 0  # by this process
         self._refreshed = 0.0
+        self._ledger_of: tuple | None = None
 
     @property
     def stopped(self) -> str | None:
@@ -270,7 +290,7 @@ class TableControl:
         """An item's failures are now in the ledger (counted there from now on)."""
         with self._lock:
             self._unrecorded_failures -= failed_rows
-            self._recorded_failures += failed_rows
+            self._recorded_here += failed_rows
 
     def stop(self, reason: str) -> None:
         with self._lock:
@@ -278,6 +298,8 @@ class TableControl:
                 return
             self._stopped = reason
         _LOG.error("%s: stopping this table: %s", self._table, reason)
+        if self._options is None:
+            return  # no ledger: this process stops the table, others find out for themselves
         try:
             with self._ledger() as ledger:
                 ledger.stop_table(self._options.run_id, self._table, reason)
@@ -290,7 +312,9 @@ class TableControl:
         while they run: a control keeps none of its own)."""
         session = shared_sessions.acquire(self._options.connection)
         try:
-            yield Ledger(session, self._options.keyspace)
+            if self._ledger_of is None or self._ledger_of[0] is not session:
+                self._ledger_of = (session, Ledger(session, self._options.keyspace))
+            yield self._ledger_of[1]
         finally:
             shared_sessions.release(self._options.connection)
 
@@ -299,58 +323,59 @@ class TableControl:
             return
         self._refresh()
         with self._lock:
-            failed = self._unrecorded_failures + self._recorded_failures
+            # The run's count: the ledger's (all processes), or ours if it is not there yet.
+            failed = self._unrecorded_failures + max(self._recorded_here,
+                                                     self._recorded_anywhere)
+            # A share compares like with like: this process's failures and reads.
+            failed_here = self._unrecorded_failures + self._recorded_here
             read = self._rows_read
         over = []
         if self._max_rows is not None and failed > self._max_rows:
             over.append(f"{failed:,} rows failed, more than MAX_FAILED_ROWS {self._max_rows:,}")
         if (self._max_share is not None and read >= 100
-                and failed > self._max_share * read):
-            over.append(f"{failed:,} of {read:,} rows read failed, more than MAX_FAILED_ROWS "
-                        f"{self._max_share:.1%}")
+                and failed_here > self._max_share * read):
+            over.append(f"{failed_here:,} of {read:,} rows read failed, more than "
+                        f"MAX_FAILED_ROWS {self._max_share:.1%}")
         if over:
             self.stop("; ".join(over))
 
     def _refresh(self) -> None:
         now = time.monotonic()
-        if now - self._refreshed < self.REFRESH_SECONDS:
+        if self._options is None or now - self._refreshed < self.REFRESH_SECONDS:
             return
         self._refreshed = now
         try:
             with self._ledger() as ledger:
                 stops = ledger.stops(self._options.run_id)
-                recorded = ledger.failed_rows(self._options.run_id, self._table)
+                recorded = ledger.failed_rows(self._options.run_id, self._table,
+                                              self._options.attempt)
         except Exception as error:  # noqa: BLE001 - the next refresh tries again
             _LOG.debug("could not read the ledger: %s", error)
             return
         with self._lock:
             if self._table in stops and self._stopped is None:
                 self._stopped = stops[self._table]
-            # Items of other processes (and ours) recorded since: the ledger is the total.
-            self._recorded_failures = max(self._recorded_failures, recorded)
+            self._recorded_anywhere = recorded
 
 
-_CONTROLS: dict[tuple, TableControl] = {}
-_CONTROLS_LOCK = threading.Lock()
+_CONTROLS: PerProcess[TableControl] = PerProcess(TableControl)
 
 
 @dataclass(frozen=True)
 class ControlOptions:
-    """What a reader or writer needs to join a table's control: picklable."""
+    """What a reader or writer needs to join a table's control: picklable. Without a ledger,
+    each worker process keeps the budget and the stop to itself. ``attempt`` tells the
+    invocations of a run apart (a process may serve several, as tests do)."""
 
-    ledger: LedgerOptions
+    ledger: LedgerOptions | None
     table: str
     max_failed_rows: int | None = None
     max_failed_share: float | None = None
+    attempt: str = ""
 
     def control(self) -> TableControl:
-        key = (self.ledger, self.table)
-        with _CONTROLS_LOCK:
-            control = _CONTROLS.get(key)
-            if control is None:
-                control = _CONTROLS[key] = TableControl(
-                    self.ledger, self.table, self.max_failed_rows, self.max_failed_share)
-            return control
+        return _CONTROLS.get((self.attempt, self.table), self.ledger, self.table,
+                             self.max_failed_rows, self.max_failed_share)
 
 
 class _RecordWorkItemsFn(beam.DoFn):
@@ -372,8 +397,9 @@ class _RecordWorkItemsFn(beam.DoFn):
         outcome = retry.call_with_retries(
             lambda _: self._ledger.finish_item(
                 self._options.run_id, self._table, record["item_id"], record["status"],
-                record["rows_read"], record["rows_written"], record["rows_failed"],
-                record["started"], record["finished"]),
+                record["rows_read"], record["rows_written"] + record["rows_unchanged"],
+                record["rows_failed"], record["started"], record["finished"],
+                self._options.attempt),
             self._policy, describe=lambda: f"recording work item {record['item_id']} of "
                                            f"{self._table} in the ledger")
         if not outcome.ok:  # the item stays pending: done again on resume
@@ -387,7 +413,10 @@ class RecordWorkItems(beam.PTransform):
     def __init__(self, options: LedgerOptions, table: str,
                  policy: retry.RetryPolicy | None = None):
         super().__init__()
-        self._fn = _RecordWorkItemsFn(options, table, policy or retry.RetryPolicy())
+        # The ledger is written at QUORUM or not at all: a record at ONE could be missed by
+        # the QUORUM read of a resume.
+        policy = dataclasses.replace(policy or retry.RetryPolicy(), fallback_consistency=None)
+        self._fn = _RecordWorkItemsFn(options, table, policy)
 
     def expand(self, records):
         return records | beam.ParDo(self._fn)

@@ -12,6 +12,7 @@ writetimes (``cells``) and leave with what the writer is told to expect (``keep`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import apache_beam as beam
@@ -67,10 +68,13 @@ class _MapColumnsFn(beam.DoFn):
 
     def setup(self):
         self._filtered = Metrics.counter(self._namespace, "rows_filtered")
+        self._dropped = 0  # rows of the current work item filtered out
 
     def process(self, row: Mapping):
         if isinstance(row, WorkItemEnd):
-            yield row  # for the writer: the end of a work item's rows
+            # For the writer: the end of a work item's rows, and how many of them stop here.
+            yield dataclasses.replace(row, rows_filtered=row.rows_filtered + self._dropped)
+            self._dropped = 0
             return
         since, until = self._window
         if since is not None or until is not None:
@@ -78,6 +82,7 @@ class _MapColumnsFn(beam.DoFn):
             if newest is not None and ((since is not None and newest < since)
                                        or (until is not None and newest >= until)):
                 self._filtered.inc()
+                self._dropped += 1
                 return
         row = self._cells.keep_only(row, self._keep)
         if self._renames:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from transforms.process_cache import PerProcess
+
 
 class RateLimiter:
     def __init__(self, rows_per_second: float, clock: Callable[[], float] = time.monotonic,
@@ -37,14 +39,9 @@ class RateLimiter:
         return wait
 
 
-_LIMITERS: dict[float, RateLimiter] = {}
-_LOCK = threading.Lock()
+_LIMITERS: PerProcess[RateLimiter] = PerProcess(RateLimiter)
 
 
 def shared_limiter(rows_per_second: float) -> RateLimiter:
     """The process's limiter for this rate (one bucket shared by every writer)."""
-    with _LOCK:
-        limiter = _LIMITERS.get(rows_per_second)
-        if limiter is None:
-            limiter = _LIMITERS[rows_per_second] = RateLimiter(rows_per_second)
-        return limiter
+    return _LIMITERS.get(rows_per_second, rows_per_second)

@@ -66,13 +66,20 @@ class ReadWorkItem:
 @dataclass(frozen=True)
 class WorkItemEnd:
     """Follows the last row of a work item among the rows (``ReadFromCassandra(item_ends=True)``):
-    what was read of it, and whether its read failed. ``MapColumns`` passes it on and
-    ``WriteToCassandra`` turns it into a record of the item once all its rows are settled."""
+    what was read of it, and whether its read failed. ``MapColumns`` passes it on (with the
+    rows it filtered out) and ``WriteToCassandra`` turns it into a record of the item once all
+    its rows are settled.
+
+    It relies on order: the rows of an item, then its end, all in one bundle. The reader emits
+    them so, and read, bundle and write are fused; a shuffle between them would break that,
+    and the writer then leaves the item pending (its rows do not add up) rather than record
+    it done."""
 
     item_id: str
     rows_read: int
     read_failed: bool
     started: float
+    rows_filtered: int = 0
 
 
 def work_items_of(metadata, keyspace: str, splits: int,
@@ -205,6 +212,9 @@ class _ReadWorkItemFn(beam.DoFn):
         return random.choice(hosts) if hosts else None
 
     def process(self, item: ReadWorkItem):
+        yield from self._read(item)
+
+    def _read(self, item: ReadWorkItem):
         started = time.time()
         self._activity.update(int(started * 1000))
         if self._stopped():

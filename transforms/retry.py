@@ -40,6 +40,8 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 from cassandra.protocol import OverloadedErrorMessage, ServerError
 
+from transforms.process_cache import PerProcess
+
 _LOG = logging.getLogger(__name__)
 
 RECOVERABLE_ERRORS = (Unavailable, ReadTimeout, WriteTimeout, OperationTimedOut, NoHostAvailable,
@@ -113,6 +115,9 @@ class RetryPolicy:
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
     outage_wait: float = 600.0
+    # Names the cluster: the requests of a process to one cluster share what they know of an
+    # outage (when it began), so its wait runs out once for all of them, not per request.
+    cluster: str | None = None
 
     def backoffs(self) -> list[float]:
         return list(FuzzedExponentialIntervals(self.initial_backoff, self.retries,
@@ -170,11 +175,14 @@ def call_with_retries(
         outcome.attempts = 1
     outage_began = last_log = None
     outage_backoff = 0.5
+    shared = _OUTAGES.get(policy.cluster) if policy.cluster is not None else None
     while True:
         if error is None:
             try:
                 outcome.attempts += 1
                 outcome.result = execute(outcome.consistency)
+                if shared is not None:
+                    shared.up()
                 return _ended(outcome, outage_began, clock)
             except Exception as raised:  # noqa: BLE001 - classified just below
                 error = raised
@@ -182,20 +190,25 @@ def call_with_retries(
             outcome.error = error
             return _ended(outcome, outage_began, clock)
         now = clock()
-        if is_outage(error) and (outage_began is None
-                                 or now - outage_began < policy.outage_wait):
-            if outage_began is None:
-                outage_began = last_log = now
-                _LOG.warning("%s: the cluster is unreachable (%s); waiting for it, up to %.0f s",
-                             describe(), error, policy.outage_wait)
-            elif now - last_log >= OUTAGE_LOG_EVERY:
-                last_log = now
-                _LOG.warning("%s: the cluster has been unreachable for %.0f s; still waiting "
-                             "(up to %.0f s)", describe(), now - outage_began, policy.outage_wait)
-            sleep(min(outage_backoff, max(0.0, policy.outage_wait - (now - outage_began))))
-            outage_backoff = min(outage_backoff * 2, OUTAGE_BACKOFF_MAX)
-            error = None
-            continue
+        if is_outage(error):
+            began = shared.down(now) if shared is not None else (outage_began or now)
+            if now - began < policy.outage_wait:
+                if outage_began is None:
+                    # The first retry is at once: the error may be older than the outage's end
+                    # (a request that failed while the cluster was down, taken up only now).
+                    outage_began = last_log = now
+                    _LOG.warning("%s: the cluster is unreachable (%s); waiting for it, up to "
+                                 "%.0f s", describe(), error, policy.outage_wait)
+                else:
+                    if now - last_log >= OUTAGE_LOG_EVERY:
+                        last_log = now
+                        _LOG.warning("%s: the cluster has been unreachable for %.0f s; still "
+                                     "waiting (up to %.0f s)", describe(), now - began,
+                                     policy.outage_wait)
+                    sleep(min(outage_backoff, policy.outage_wait - (now - began)))
+                    outage_backoff = min(outage_backoff * 2, OUTAGE_BACKOFF_MAX)
+                error = None
+                continue
         delay = next(backoffs, None)
         if delay is None:
             _LOG.error("%s failed after %d attempts at %s: %s: %s", describe(), outcome.attempts,
@@ -224,6 +237,27 @@ def _ended(outcome: Outcome, outage_began: float | None, clock) -> Outcome:
     return outcome
 
 
+class _Outage:
+    """When a cluster became unreachable, as the requests of this process found it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._began: float | None = None
+
+    def down(self, now: float) -> float:
+        with self._lock:
+            if self._began is None:
+                self._began = now
+            return self._began
+
+    def up(self) -> None:
+        with self._lock:
+            self._began = None
+
+
+_OUTAGES: PerProcess[_Outage] = PerProcess(_Outage)
+
+
 class OutageClock:
     """Seconds a table waited for unreachable clusters, counted once however many of a
     process's requests waited at the same time: the union of their waiting intervals."""
@@ -241,13 +275,8 @@ class OutageClock:
         return new
 
 
-_CLOCKS: dict[str, OutageClock] = {}
-_CLOCKS_LOCK = threading.Lock()
+_CLOCKS: PerProcess[OutageClock] = PerProcess(OutageClock)
 
 
 def outage_clock(namespace: str) -> OutageClock:
-    with _CLOCKS_LOCK:
-        clock = _CLOCKS.get(namespace)
-        if clock is None:
-            clock = _CLOCKS[namespace] = OutageClock()
-        return clock
+    return _CLOCKS.get(namespace)

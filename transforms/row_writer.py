@@ -13,11 +13,13 @@ end has arrived and every one of its rows is written or dead-lettered; only then
 on the ``WORK_ITEMS`` output (for the run ledger), after its dead letters are durable.
 
 Dead letters. With ``dead_letter_prefix`` the writer itself appends its dead letters to a
-JSON Lines file per process (``<prefix>.failed_rows.<pid>.jsonl``; on a file system that cannot
-append, such as gs://, a new file per flush), flushed and fsynced before any item that holds
-them is settled and at the end of every bundle, and counts ``rows_failed`` only once a record
-is durable: the count of failed rows is the count of records in those files, by construction.
-Without it, dead letters go to the ``FAILED_ROWS`` output as plain records.
+JSON Lines file per process (``<prefix>.failed_rows.<random id>.jsonl``; on a file system that
+cannot append, such as gs://, a new file per flush), flushed and fsynced before any item that
+holds them is settled and at the end of every bundle, and counts ``rows_failed`` only once a
+record is durable: the count of failed rows is the count of records in those files, by
+construction. The records still go to the ``FAILED_ROWS`` output too, for a pipeline that wants
+them as a PCollection. Without it, dead letters go to that output only. A runner that retries a
+bundle appends that bundle's dead letters again (the DirectRunner does not retry bundles).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
@@ -38,10 +41,11 @@ from apache_beam.transforms.window import GlobalWindows
 from transforms import dead_letters, progress, retry
 from transforms.connection import CassandraConnection, shared_sessions, table_metadata
 from transforms.ledger import ControlOptions
+from transforms.process_cache import PerProcess
 from transforms.rate_limit import shared_limiter
 from transforms.read import WorkItemEnd
 
-_LOG = logging.getLogger("transforms.write")
+_LOG = logging.getLogger("transforms.write")  # its records are the writer's
 
 
 class ItemTally:
@@ -66,7 +70,8 @@ class _DeadLetterFile:
 
     def __init__(self, prefix: str):
         self._remote = "://" in prefix
-        self._path = f"{prefix}.failed_rows.{os.getpid()}.jsonl"
+        # Not the process id: SDK processes in containers on different VMs share their pids.
+        self._path = f"{prefix}.failed_rows.{uuid.uuid4().hex[:12]}.jsonl"
         self._lock = threading.Lock()
         self._sequence = itertools.count()
         self._handle = None
@@ -89,16 +94,7 @@ class _DeadLetterFile:
             return self._path
 
 
-_FILES: dict[str, _DeadLetterFile] = {}
-_FILES_LOCK = threading.Lock()
-
-
-def _dead_letter_file(prefix: str) -> _DeadLetterFile:
-    with _FILES_LOCK:
-        file = _FILES.get(prefix)
-        if file is None:
-            file = _FILES[prefix] = _DeadLetterFile(prefix)
-        return file
+_FILES: PerProcess[_DeadLetterFile] = PerProcess(_DeadLetterFile)
 
 
 class RowWriterFn(beam.DoFn):
@@ -138,7 +134,7 @@ class RowWriterFn(beam.DoFn):
         self._progress = progress.tracker()
         self._limiter = (shared_limiter(self._max_rows_per_second)
                          if self._max_rows_per_second else None)
-        self._dead_letter_file = (_dead_letter_file(self._dead_letter_prefix)
+        self._dead_letter_file = (_FILES.get(self._dead_letter_prefix, self._dead_letter_prefix)
                                   if self._dead_letter_prefix else None)
         self._control = (self._control_options.control()
                          if self._control_options is not None else None)
@@ -169,7 +165,7 @@ class RowWriterFn(beam.DoFn):
 
     def finish_bundle(self):
         self._complete_all()
-        self._flush_dead_letters(self._unsettled + ([self._open] if self._open else []))
+        self._flush_dead_letters(self._unsettled)  # the open item's too: it is among them
         self._activity.update(int(time.time() * 1000))
         for tag, record in self._take_outputs():
             yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
@@ -224,6 +220,13 @@ class RowWriterFn(beam.DoFn):
         self._flush_dead_letters([tally])
         if tally.skipped:
             return  # not all of it was written: it stays pending
+        settled = tally.written + tally.failed + tally.unchanged
+        if settled != tally.end.rows_read - tally.end.rows_filtered:
+            _LOG.error("work item %s of %s: %d rows read, %d filtered, but %d settled here: "
+                       "left pending (are its rows and its end in one fused bundle?)",
+                       tally.end.item_id, self._label, tally.end.rows_read,
+                       tally.end.rows_filtered, settled)
+            return
         status = "failed" if tally.failed or tally.end.read_failed else "done"
         if self._control is not None:
             self._control.recorded(tally.failed)
