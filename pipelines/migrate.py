@@ -35,7 +35,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from pipelines import logs, runs, summary
+from pipelines import logs, preflight, runs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, ReadFromCassandra, WriteToCassandra
@@ -337,12 +337,20 @@ def run(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_file, settings.log_level)
     started = time.time()
     try:
-        plans = check_against_clusters(settings)
-    except SettingsError as error:
+        with preflight.connected(settings) as clusters:
+            return _migrate(settings, options, argv, migrate_options.resume, clusters, started)
+    except SettingsError as error:  # a cluster could not be reached
         _LOG.error("%s", error)
         return 2
+
+
+def _migrate(settings: Settings, options: PipelineOptions, argv: list[str], resume: str | None,
+             clusters: preflight.Clusters, started: float) -> int:
+    """Check, record the run, run the pipeline, report; the launcher's own sessions of both
+    clusters are open throughout."""
     try:
-        run = runs.start(settings, plans, migrate_options.resume, splits_for, started)
+        plans = check_against_clusters(settings, clusters)
+        run = runs.start(settings, plans, resume, splits_for, started, clusters)
     except SettingsError as error:
         _LOG.error("%s", error)
         return 2
@@ -372,7 +380,7 @@ def run(argv: list[str] | None = None) -> int:
         result = None
     finally:
         tracker.stop()
-    report = _report(settings, plans, run, result, dead_letter_dir, started, error)
+    report = _report(settings, plans, run, result, dead_letter_dir, started, error, clusters)
     print(summary.format_table(report))
     for path in report["dead_letter_files"]:
         print(f"see {path}")
@@ -383,10 +391,11 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,
-            dead_letter_dir: str, started: float, error: str | None) -> dict:
+            dead_letter_dir: str, started: float, error: str | None,
+            clusters: preflight.Clusters) -> dict:
     """The summary of the run: this run's metrics per table, where the ledger says each table
     stands, and a check that every failed row counted has its record in a dead-letter file."""
-    standing = runs.progress(settings, run, plans)
+    standing = runs.progress(settings, run, plans, clusters)
     tables, failed_files = [], []
     for plan in plans:
         if result is None:

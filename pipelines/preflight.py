@@ -16,6 +16,7 @@ the reader and the writer do differently for the releases at hand is logged once
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
@@ -108,11 +109,18 @@ def _estimated_partitions(session, keyspace: str, table: str) -> int | None:
     return total if found else None
 
 
-def check_against_clusters(settings: Settings) -> list[TablePlan]:
-    """Connect to both clusters, check every table; return a plan per table or raise.
+@dataclass(frozen=True)
+class Clusters:
+    """Sessions of both clusters, open for the launcher's own work (checks, the ledger)."""
 
-    With CREATE_TARGET_TABLES, missing target tables (and the user types they need) are
-    created from the source schema, but only once everything else has been checked."""
+    source: object
+    target: object
+
+
+@contextlib.contextmanager
+def connected(settings: Settings):
+    """Both clusters, connected once for the launcher; SettingsError naming the side that
+    cannot be reached."""
     try:
         source_cluster, source = _connect("SOURCE", settings.source)
     except SettingsError as error:
@@ -123,31 +131,46 @@ def check_against_clusters(settings: Settings) -> list[TablePlan]:
         source_cluster.shutdown()
         raise SettingsError(f"{settings.path}: {error}") from None
     try:
-        tables, problems = _expand_tables(settings, source_cluster, target_cluster)
-        releases = (versions.oldest_release(source_cluster.metadata),
-                    versions.oldest_release(target_cluster.metadata))
-        if not problems:
-            problems += _release_problems(settings, tables, source_cluster, *releases)
-        missing = [] if problems else [
-            (index, mapping) for index, mapping in tables
-            if mapping.target not in target_cluster.metadata.keyspaces[
-                settings.target.keyspace].tables]
-        if missing and settings.create_target_tables:
-            problems += _create_target_tables(settings, source_cluster, target, missing)
-        plans = []
-        if not problems:
-            source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
-            target_keyspace = target_cluster.metadata.keyspaces[settings.target.keyspace]
-            for index, mapping in tables:
-                plan = _check_table(settings, index, mapping, source, source_keyspace,
-                                    target_keyspace, problems)
-                if plan is not None:
-                    plans.append(plan)
-        if not problems:
-            _log_release_choices(settings, tables, source_keyspace, *releases)
+        yield Clusters(source, target)
     finally:
         source_cluster.shutdown()
         target_cluster.shutdown()
+
+
+def check_against_clusters(settings: Settings, clusters: Clusters | None = None
+                           ) -> list[TablePlan]:
+    """Check every table against both clusters (connected here unless given); return a plan
+    per table or raise.
+
+    With CREATE_TARGET_TABLES, missing target tables (and the user types they need) are
+    created from the source schema, but only once everything else has been checked."""
+    if clusters is None:
+        with connected(settings) as clusters:
+            return check_against_clusters(settings, clusters)
+    source, target = clusters.source, clusters.target
+    source_cluster, target_cluster = source.cluster, target.cluster
+    tables, problems = _expand_tables(settings, source_cluster, target_cluster)
+    releases = (versions.oldest_release(source_cluster.metadata),
+                versions.oldest_release(target_cluster.metadata))
+    if not problems:
+        problems += _release_problems(settings, tables, source_cluster, *releases)
+    missing = [] if problems else [
+        (index, mapping) for index, mapping in tables
+        if mapping.target not in target_cluster.metadata.keyspaces[
+            settings.target.keyspace].tables]
+    if missing and settings.create_target_tables:
+        problems += _create_target_tables(settings, source_cluster, target, missing)
+    plans = []
+    if not problems:
+        source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
+        target_keyspace = target_cluster.metadata.keyspaces[settings.target.keyspace]
+        for index, mapping in tables:
+            plan = _check_table(settings, index, mapping, source, source_keyspace,
+                                target_keyspace, problems)
+            if plan is not None:
+                plans.append(plan)
+    if not problems:
+        _log_release_choices(settings, tables, source_keyspace, *releases)
     if problems:
         raise SettingsError(f"{settings.path}: the clusters do not match the settings:\n  - "
                             + "\n  - ".join(problems))

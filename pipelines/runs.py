@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from pipelines.config import Settings, SettingsError
-from pipelines.preflight import TablePlan
+from pipelines.preflight import Clusters, TablePlan
 from transforms import token_ranges
 from transforms.ledger import (
     DONE,
@@ -62,17 +62,8 @@ def _attempt() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _connect(settings: Settings):
-    cluster = settings.target.connection.new_cluster()
-    try:
-        return cluster, cluster.connect()
-    except Exception as error:  # noqa: BLE001 - preflight reached it a moment ago
-        cluster.shutdown()
-        raise SettingsError(f"TARGET: cannot connect for the ledger: {error}") from None
-
-
 def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits_for,
-          started: float) -> Run:
+          started: float, clusters: Clusters) -> Run:
     """Record a new run (or find the one to resume) and its work items; SettingsError when the
     ledger cannot be used or the run cannot be resumed."""
     if settings.ledger_keyspace is None:
@@ -80,47 +71,39 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
             raise SettingsError(f"{settings.path}: --resume needs a ledger: LEDGER_KEYSPACE is "
                                 "null")
         return Run(run_id=new_run_id(started), ledger=None, attempt=_attempt())
-    cluster, session = _connect(settings)
+    session = clusters.target
     try:
-        try:
-            Ledger.create_schema(session, settings.ledger_keyspace)
-        except Exception as error:  # noqa: BLE001 - named to the user
-            raise SettingsError(
-                f"{settings.path}: LEDGER_KEYSPACE: cannot create the run ledger "
-                f"{settings.ledger_keyspace} on the target ({type(error).__name__}: {error}); "
-                "create that keyspace yourself, name one the user may write to, or set "
-                "LEDGER_KEYSPACE: null to run without a ledger (and without --resume)"
-            ) from None
-        ledger = Ledger(session, settings.ledger_keyspace)
-        try:
-            if resume:
-                return _resume(settings, plans, ledger, resume)
-            return _new(settings, plans, ledger, splits_for, started)
-        except SettingsError:
-            raise
-        except Exception as error:  # noqa: BLE001 - named to the user, nothing written yet
-            raise SettingsError(
-                f"{settings.path}: LEDGER_KEYSPACE: the run ledger {settings.ledger_keyspace} "
-                f"could not be {'read' if resume else 'written'}: {type(error).__name__}: "
-                f"{error}") from None
-    finally:
-        cluster.shutdown()
+        Ledger.create_schema(session, settings.ledger_keyspace)
+    except Exception as error:  # noqa: BLE001 - named to the user
+        raise SettingsError(
+            f"{settings.path}: LEDGER_KEYSPACE: cannot create the run ledger "
+            f"{settings.ledger_keyspace} on the target ({type(error).__name__}: {error}); "
+            "create that keyspace yourself, name one the user may write to, or set "
+            "LEDGER_KEYSPACE: null to run without a ledger (and without --resume)"
+        ) from None
+    ledger = Ledger(session, settings.ledger_keyspace)
+    try:
+        if resume:
+            return _resume(settings, plans, ledger, resume)
+        return _new(settings, plans, ledger, splits_for, started, clusters.source)
+    except SettingsError:
+        raise
+    except Exception as error:  # noqa: BLE001 - named to the user, nothing written yet
+        raise SettingsError(
+            f"{settings.path}: LEDGER_KEYSPACE: the run ledger {settings.ledger_keyspace} "
+            f"could not be {'read' if resume else 'written'}: {type(error).__name__}: "
+            f"{error}") from None
 
 
-def _new(settings, plans, ledger: Ledger, splits_for, started: float) -> Run:
+def _new(settings, plans, ledger: Ledger, splits_for, started: float, source) -> Run:
     run_id, attempt = new_run_id(started), _attempt()
     run = Run(run_id=run_id, attempt=attempt, ledger=LedgerOptions(
         settings.target.connection, settings.ledger_keyspace, run_id, attempt))
-    source = settings.source.connection.new_cluster()
-    try:
-        source.connect()
-        for plan in plans:
-            items = work_items_of(source.metadata, settings.source.keyspace,
-                                  splits_for(settings, plan), plan.partitions)
-            run.work_items[table_key(plan)] = items
-            run.items_total[table_key(plan)] = len(items)
-    finally:
-        source.shutdown()
+    for plan in plans:
+        items = work_items_of(source.cluster.metadata, settings.source.keyspace,
+                              splits_for(settings, plan), plan.partitions)
+        run.work_items[table_key(plan)] = items
+        run.items_total[table_key(plan)] = len(items)
     # The run's row goes last: a run found by --resume has all its work items recorded.
     for plan in plans:
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
@@ -212,25 +195,19 @@ class TableProgress:
     stopped: str | None
 
 
-def progress(settings: Settings, run: Run, plans: list[TablePlan]) -> dict[str, TableProgress]:
+def progress(settings: Settings, run: Run, plans: list[TablePlan],
+             clusters: Clusters) -> dict[str, TableProgress]:
     """Each table's standing in the ledger after the pipeline (empty without a ledger, or when
     the ledger cannot be read)."""
     if run.ledger is None:
         return {}
     try:
-        cluster, session = _connect(settings)
-    except SettingsError as error:
-        _LOG.error("could not read the ledger after the run: %s", error)
-        return {}
-    try:
-        ledger = Ledger(session, settings.ledger_keyspace)
+        ledger = Ledger(clusters.target, settings.ledger_keyspace)
         items = ledger.items(run.run_id)
         stops = ledger.stops(run.run_id)
     except Exception as error:  # noqa: BLE001 - the summary says it could not
         _LOG.error("could not read the ledger after the run: %s", error)
         return {}
-    finally:
-        cluster.shutdown()
     result = {}
     for plan in plans:
         key = table_key(plan)
