@@ -12,7 +12,8 @@ Tables (in ``LEDGER_KEYSPACE``):
 * ``runs``: one row per run, keyed by the settings file it ran from (so "the latest run of this
   settings file" is one query), with the tables it copies.
 * ``work_items``: one row per work item of a run: range or partition, status, rows read,
-  written and failed, attempts, first start and last end.
+  written and failed, the attempts (invocations of the run) that recorded it, and the start
+  and end of the latest.
 * ``table_stops``: a table stopped early in a run (error budget exceeded, or the table itself is
   wrong), so workers in other processes stop taking its work too.
 
@@ -42,6 +43,7 @@ from transforms import retry
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote
 from transforms.process_cache import PerProcess
+from transforms.requests import InFlight, outcome_of, send
 
 __all__ = ["ControlOptions", "Ledger", "LedgerOptions", "RecordWorkItems", "RunRecord",
            "WorkItemRecord", "new_run_id"]
@@ -57,7 +59,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS {ks}.work_items (
         run_id text, table_name text, item_id text, token_start varint, token_end varint,
         replicas list<text>, partition_index int, status text, rows_read bigint,
-        rows_written bigint, rows_failed bigint, attempts int, attempt text,
+        rows_written bigint, rows_failed bigint, attempt_ids set<text>, attempt text,
         started_at timestamp, finished_at timestamp,
         PRIMARY KEY ((run_id), table_name, item_id))""",
     """CREATE TABLE IF NOT EXISTS {ks}.table_stops (
@@ -67,7 +69,7 @@ _SCHEMA = (
 
 
 # Columns added to the ledger's tables since they were first released: added to an older ledger.
-_COLUMNS_ADDED = {"work_items": {"attempt": "text"}}
+_COLUMNS_ADDED = {"work_items": {"attempt": "text", "attempt_ids": "set<text>"}}
 
 
 def new_run_id(started: float | None = None) -> str:
@@ -123,15 +125,16 @@ class Ledger:
             "runs": f"SELECT run_id, started_at, tables FROM {ks}.runs WHERE settings = ?",
             "pending": f"INSERT INTO {ks}.work_items (run_id, table_name, item_id, token_start, "
                        "token_end, replicas, partition_index, status, rows_read, rows_written, "
-                       "rows_failed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0, 0)",
+                       "rows_failed) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0)",
+            # One write, no read first: adding to a set is idempotent, so a retried record
+            # counts its attempt once.
             "finish": f"UPDATE {ks}.work_items SET status = ?, rows_read = ?, rows_written = ?, "
-                      "rows_failed = ?, attempts = ?, attempt = ?, started_at = ?, "
-                      "finished_at = ? WHERE run_id = ? AND table_name = ? AND item_id = ?",
+                      "rows_failed = ?, attempt_ids = attempt_ids + ?, attempt = ?, "
+                      "started_at = ?, finished_at = ? "
+                      "WHERE run_id = ? AND table_name = ? AND item_id = ?",
             "items": f"SELECT table_name, item_id, token_start, token_end, replicas, "
-                     "partition_index, status, rows_read, rows_written, rows_failed, attempts "
+                     "partition_index, status, rows_read, rows_written, rows_failed, attempt_ids "
                      f"FROM {ks}.work_items WHERE run_id = ?",
-            "attempts": f"SELECT attempts, started_at FROM {ks}.work_items "
-                        "WHERE run_id = ? AND table_name = ? AND item_id = ?",
             "failed": f"SELECT rows_failed, attempt FROM {ks}.work_items WHERE run_id = ? "
                       "AND table_name = ?",
             "stop": f"INSERT INTO {ks}.table_stops (run_id, table_name, reason, stopped_at) "
@@ -198,19 +201,16 @@ class Ledger:
                                row["token_end"], tuple(row["replicas"] or ()),
                                row["partition_index"], row["status"], row["rows_read"] or 0,
                                row["rows_written"] or 0, row["rows_failed"] or 0,
-                               row["attempts"] or 0)
+                               len(row["attempt_ids"] or ()))
                 for row in self._session.execute(self._statement("items"), (run_id,))]
 
     def finish_item(self, run_id: str, table: str, item_id: str, status: str, rows_read: int,
                     rows_written: int, rows_failed: int, started: float, finished: float,
-                    attempt: str = "") -> None:
-        earlier = self._session.execute(self._statement("attempts"),
-                                        (run_id, table, item_id)).one()
-        attempts = ((earlier or {}).get("attempts") or 0) + 1
-        first_start = (earlier or {}).get("started_at") or _timestamp(started)
-        self._session.execute(self._statement("finish"), (
-            status, rows_read, rows_written, rows_failed, attempts, attempt, first_start,
-            _timestamp(finished), run_id, table, item_id))
+                    attempt: str = ""):
+        """The statement that records a settled item (to send at the write's consistency)."""
+        return self._statement("finish").bind((
+            status, rows_read, rows_written, rows_failed, {attempt}, attempt,
+            _timestamp(started), _timestamp(finished), run_id, table, item_id))
 
     def failed_rows(self, run_id: str, table: str, attempt: str) -> int:
         """Rows failed in the items recorded by one attempt of the run (earlier attempts'
@@ -391,17 +391,34 @@ class _RecordWorkItemsFn(beam.DoFn):
     def teardown(self):
         shared_sessions.release(self._options.connection)
 
+    def start_bundle(self):
+        self._in_flight = InFlight(16, self._complete)
+
     def process(self, record: dict):
+        # Sent at once, waited for a few records later (and at the end of the bundle), so the
+        # writer's thread does not wait for every record's round trip.
+        statement = self._ledger.finish_item(
+            self._options.run_id, self._table, record["item_id"], record["status"],
+            record["rows_read"], record["rows_written"] + record["rows_unchanged"],
+            record["rows_failed"], record["started"], record["finished"], self._options.attempt)
+        self._in_flight.make_room()
+        self._in_flight.add((record, statement,
+                             send(self._session, statement, self._policy.consistency)))
+
+    def finish_bundle(self):
+        self._in_flight.drain()
+
+    def _complete(self, entry):
+        record, statement, future = entry
+
+        def resend(consistency):
+            statement.consistency_level = consistency
+            return self._session.execute(statement)
+
         # Retried like any write, outages waited out: a target restart must not leave the
         # items it interrupted pending.
-        outcome = retry.call_with_retries(
-            lambda _: self._ledger.finish_item(
-                self._options.run_id, self._table, record["item_id"], record["status"],
-                record["rows_read"], record["rows_written"] + record["rows_unchanged"],
-                record["rows_failed"], record["started"], record["finished"],
-                self._options.attempt),
-            self._policy, describe=lambda: f"recording work item {record['item_id']} of "
-                                           f"{self._table} in the ledger")
+        outcome = outcome_of(future, resend, self._policy, describe=lambda: (
+            f"recording work item {record['item_id']} of {self._table} in the ledger"))
         if not outcome.ok:  # the item stays pending: done again on resume
             _LOG.warning("could not record work item %s of %s in the ledger (it will be done "
                          "again on resume): %s", record["item_id"], self._table, outcome.error)
