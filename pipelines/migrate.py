@@ -159,11 +159,11 @@ def failed_rows_files(directory: str, plan: TablePlan) -> list[str]:
 
 
 def count_records(paths: list[str]) -> int:
-    """JSON Lines records in the files (one per non-empty line)."""
+    """JSON Lines records in the files (one per non-empty line), read line by line."""
     total = 0
     for path in paths:
         with FileSystems.open(path) as handle:
-            total += sum(1 for line in handle.read().splitlines() if line.strip())
+            total += sum(1 for line in handle if line.strip())
     return total
 
 

@@ -232,8 +232,7 @@ class _ReadWorkItemFn(beam.DoFn):
         while True:
             outcome = self._page_outcome(future, statement, parameters, paging_state, item)
             self._read_retries.inc(outcome.retries)
-            if outcome.outage is not None:
-                self._outage_ms.inc(int(self._outage_clock.add(outcome.outage) * 1000))
+            self._outage_ms.inc(self._outage_clock.new_milliseconds(outcome))
             downgraded_pages += outcome.downgraded
             last = not outcome.ok or outcome.result.paging_state is None
             if last and downgraded_pages:

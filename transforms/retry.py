@@ -274,6 +274,10 @@ class OutageClock:
             self._covered_until = max(self._covered_until, end)
         return new
 
+    def new_milliseconds(self, outcome: Outcome) -> int:
+        """Milliseconds of an outcome's outage wait not counted before (0 without one)."""
+        return 0 if outcome.outage is None else int(self.add(outcome.outage) * 1000)
+
 
 _CLOCKS: PerProcess[OutageClock] = PerProcess(OutageClock)
 

@@ -189,26 +189,26 @@ class RowWriterFn(beam.DoFn):
         if self._stopped():
             raise retry.TableStopped(f"{self._label} was stopped")
 
+    def _open_tally(self) -> ItemTally:
+        """The tally of the work item whose rows are arriving now (its end is still to come)."""
+        if self._open is None:
+            self._open = ItemTally()
+            self._unsettled.append(self._open)
+        return self._open
+
     def _write_rows(self, rows: list[Mapping]) -> None:
-        tally = self._open
-        if tally is None:
-            tally = self._open = ItemTally()
-            self._unsettled.append(tally)
+        tally = self._open_tally()
+        tally.pending += len(rows)
         if self._stopped():
             # The table was stopped: its rows stay unwritten and its item pending, for a resume.
-            tally.skipped += len(rows)
-            self._counters["rows_skipped"].inc(len(rows))
+            self._skipped(len(rows), tally)
             return
         if self._limiter is not None:
             self._limiter.acquire(len(rows))
-        tally.pending += len(rows)
         self._write(rows, tally)
 
     def _end_item(self, end: WorkItemEnd) -> None:
-        tally = self._open
-        if tally is None:
-            tally = ItemTally()
-            self._unsettled.append(tally)
+        tally = self._open_tally()
         self._open = None
         tally.end = end
         self._settle_if_done(tally)
@@ -241,8 +241,7 @@ class RowWriterFn(beam.DoFn):
     def _account(self, outcome: retry.Outcome) -> None:
         """Count a request's retries and the time it waited for an unreachable cluster."""
         self._counters["write_retries"].inc(outcome.retries)
-        if outcome.outage is not None:
-            self._counters["outage_ms"].inc(int(self._outage_clock.add(outcome.outage) * 1000))
+        self._counters["outage_ms"].inc(self._outage_clock.new_milliseconds(outcome))
 
     def _written(self, rows: int, tally: ItemTally, unchanged: bool = False) -> None:
         self._counters["rows_unchanged" if unchanged else "rows_written"].inc(rows)
@@ -255,7 +254,8 @@ class RowWriterFn(beam.DoFn):
         self._settle_if_done(tally)
 
     def _skipped(self, rows: int, tally: ItemTally) -> None:
-        """Rows on their way when their table was stopped: not written, their item pending."""
+        """Rows of a stopped table, on their way or just arrived: not written, their item
+        pending."""
         self._counters["rows_skipped"].inc(rows)
         tally.skipped += rows
         tally.pending -= rows
