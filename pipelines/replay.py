@@ -28,7 +28,7 @@ from cassandra.query import SimpleStatement
 from pipelines import logs
 from pipelines.config import SettingsError, load_settings
 from transforms import retry
-from transforms.requests import InFlight, outcome_of, send
+from transforms.requests import InFlight, outcome_of, resend, send
 
 _LOG = logging.getLogger("migrator.replay")
 
@@ -74,11 +74,7 @@ def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int
     written = [0]
 
     def complete(item: _Replay):
-        def resend(consistency):
-            item.statement.consistency_level = consistency
-            return session.execute(item.statement)
-
-        outcome = outcome_of(item.future, resend, policy,
+        outcome = outcome_of(item.future, resend(session, item.statement), policy,
                              describe=lambda: f"replaying a row of {item.record.get('table')}")
         if outcome.ok:
             written[0] += 1

@@ -43,7 +43,7 @@ from transforms import retry
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote
 from transforms.process_cache import PerProcess
-from transforms.requests import InFlight, outcome_of, send
+from transforms.requests import InFlight, outcome_of, resend, send
 
 __all__ = ["ControlOptions", "Ledger", "LedgerOptions", "RecordWorkItems", "RunRecord",
            "WorkItemRecord", "new_run_id"]
@@ -410,15 +410,12 @@ class _RecordWorkItemsFn(beam.DoFn):
 
     def _complete(self, entry):
         record, statement, future = entry
-
-        def resend(consistency):
-            statement.consistency_level = consistency
-            return self._session.execute(statement)
-
         # Retried like any write, outages waited out: a target restart must not leave the
         # items it interrupted pending.
-        outcome = outcome_of(future, resend, self._policy, describe=lambda: (
-            f"recording work item {record['item_id']} of {self._table} in the ledger"))
+        outcome = outcome_of(
+            future, resend(self._session, statement), self._policy,
+            describe=lambda: f"recording work item {record['item_id']} of {self._table} "
+                             "in the ledger")
         if not outcome.ok:  # the item stays pending: done again on resume
             _LOG.warning("could not record work item %s of %s in the ledger (it will be done "
                          "again on resume): %s", record["item_id"], self._table, outcome.error)

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from transforms import retry, versions
 from transforms.cells import writetime_key, writetime_of
 from transforms.cql import quote, select_statement
-from transforms.requests import outcome_of, send
+from transforms.requests import outcome_of, resend, send
 
 __all__ = ["ListGuard", "list_columns"]
 
@@ -89,18 +89,13 @@ class ListGuard:
                 checked.append((row, row))
                 continue
             statement, future = read
-            outcome = outcome_of(future, lambda consistency, s=statement: self._reread(
-                s, consistency), self._policy, describe=lambda: f"reading the lists of a row "
-                                                                 f"of {self._label}")
+            outcome = outcome_of(future, resend(self._session, statement), self._policy,
+                                 describe=lambda: f"reading the lists of a row of {self._label}")
             if not outcome.ok:
                 failed.append((row, outcome))
                 continue
             checked.append((row, self._without_written_lists(row, outcome.result.one())))
         return checked, failed
-
-    def _reread(self, statement, consistency):
-        statement.consistency_level = consistency
-        return self._session.execute(statement)
 
     def _without_written_lists(self, row: Mapping, target: Mapping | None) -> Mapping:
         if not target:

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from transforms import retry
 from transforms.connection import finished
 
-__all__ = ["InFlight", "outcome_of", "send"]
+__all__ = ["InFlight", "outcome_of", "resend", "send"]
 
 Item = TypeVar("Item")
 
@@ -44,6 +44,15 @@ def send(session, statement, consistency: int, **options):
         return session.execute_async(statement, **options)
     except Exception as error:  # noqa: BLE001 - surfaces where the outcome is handled
         return _FailedToSend(error)
+
+
+def resend(session, statement) -> Callable[[int], Any]:
+    """The plain retry of a request: the same statement, run synchronously at the consistency
+    the retry asks for (for ``outcome_of``)."""
+    def again(consistency: int):
+        statement.consistency_level = consistency
+        return session.execute(statement)
+    return again
 
 
 def outcome_of(future, resend: Callable[[int], Any], policy: retry.RetryPolicy,
