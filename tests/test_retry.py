@@ -13,6 +13,7 @@ from cassandra import (
 )
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionShutdown
+from cassandra.protocol import OverloadedErrorMessage
 
 from transforms.retry import RetryPolicy, call_with_retries, is_outage, is_recoverable
 
@@ -115,6 +116,16 @@ def test_a_cluster_with_no_host_up_is_an_outage_and_a_lone_host_error_is_not():
     assert is_outage(ConnectionShutdown("reset"))
     assert not is_outage(NoHostAvailable("mixed", {"h": Unavailable("x")}))
     assert not is_outage(Unavailable("x"))
+
+
+def test_a_node_shutting_down_is_an_outage_and_a_busy_one_is_not():
+    # What a drained node answers in the seconds before its connections close.
+    going = OverloadedErrorMessage(0x1001, "Server is shutting down", {})
+    busy = OverloadedErrorMessage(0x1001, "Too many in flight requests", {})
+    assert is_outage(going)
+    assert is_outage(NoHostAvailable("draining", {"h": going}))
+    assert not is_outage(busy)
+    assert not is_outage(NoHostAvailable("busy", {"h": busy}))
 
 
 def test_an_outage_is_waited_out_without_using_up_retries():

@@ -61,15 +61,23 @@ def _causes(error: BaseException) -> list[BaseException]:
 _UNREACHABLE = (ConnectionException, OperationTimedOut, OSError)
 
 
+def _is_shutting_down(error: BaseException) -> bool:
+    """A node being stopped (drained) still answers for a few seconds, with "Server is shutting
+    down": it is going away, as good as unreachable."""
+    return isinstance(error, OverloadedErrorMessage) and "shutting down" in str(error).lower()
+
+
 def is_outage(error: BaseException) -> bool:
     """No host could take the request: none is up, or each one's connection failed (a lone
-    connection error is the driver's word for the same, on a request already sent)."""
-    if isinstance(error, ConnectionException):
+    connection error is the driver's word for the same, on a request already sent), or the
+    node that answered is shutting down (on a larger cluster, waiting lets the driver see it go
+    and route to the other replicas; on a one-node cluster it is the outage's beginning)."""
+    if isinstance(error, ConnectionException) or _is_shutting_down(error):
         return True
     if not isinstance(error, NoHostAvailable):
         return False
     causes = [cause for cause in (getattr(error, "errors", None) or {}).values()]
-    return all(isinstance(cause, _UNREACHABLE) for cause in causes)
+    return all(isinstance(cause, _UNREACHABLE) or _is_shutting_down(cause) for cause in causes)
 
 
 class TableStopped(Exception):
