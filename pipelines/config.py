@@ -90,6 +90,12 @@ class Settings:
     ledger_keyspace: str | None = "migrator_ledger"
     outage_wait_seconds: float = 600.0
     max_failed_rows: int | str | None = 1000
+    auto_correct: bool = False
+    delete_extra_rows: bool = False
+    sample_percent: float = 100.0
+    validation_summary_file: str | None = "validation_summary.json"
+    differences_dir: str = "differences"
+    ttl_tolerance_seconds: int = 60
 
     def retry_policy(self, side: ClusterSettings, consistency: int) -> RetryPolicy:
         """How requests to one side are retried (``transforms.retry``)."""
@@ -248,6 +254,13 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "LEDGER_KEYSPACE": ("migrator_ledger", _optional(_identifier)),
     "OUTAGE_WAIT_SECONDS": (600.0, _number(0, 7 * 24 * 3600)),
     "MAX_FAILED_ROWS": (1000, _optional(lambda value: _failure_budget(value))),
+    # Validation (``cassandra-migrate validate``)
+    "AUTO_CORRECT": (False, _boolean),
+    "DELETE_EXTRA_ROWS": (False, _boolean),
+    "SAMPLE_PERCENT": (100.0, _number(0.001, 100)),
+    "VALIDATION_SUMMARY_FILE": ("validation_summary.json", _optional(_text)),
+    "DIFFERENCES_DIR": ("differences", _text),
+    "TTL_TOLERANCE_SECONDS": (60, _integer(0, 10 * 365 * 24 * 3600)),
 }
 
 _CLUSTER_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {

@@ -42,8 +42,11 @@ def table_key(plan: TablePlan) -> str:
     return f"{plan.source_label}->{plan.target_label}"
 
 
-def settings_identity(settings: Settings) -> str:
-    return settings.path if "://" in settings.path else os.path.abspath(settings.path)
+def settings_identity(settings: Settings, kind: str = "migrate") -> str:
+    """What the runs of one settings file are recorded under: its path, and for a validation
+    the word after it (a validation's --resume finds validations, a migration's migrations)."""
+    path = settings.path if "://" in settings.path else os.path.abspath(settings.path)
+    return path if kind == "migrate" else f"{path} {kind}"
 
 
 @dataclass
@@ -63,14 +66,23 @@ def _attempt() -> str:
 
 
 def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits_for,
-          started: float, clusters: Clusters) -> Run:
+          started: float, clusters: Clusters, kind: str = "migrate", choose=None) -> Run:
     """Record a new run (or find the one to resume) and its work items; SettingsError when the
-    ledger cannot be used or the run cannot be resumed."""
+    ledger cannot be used or the run cannot be resumed. ``kind``: "migrate" or "validate";
+    ``choose(items)``: the work items of a new run to keep (a validation's sample)."""
     if settings.ledger_keyspace is None:
         if resume:
             raise SettingsError(f"{settings.path}: --resume needs a ledger: LEDGER_KEYSPACE is "
                                 "null")
-        return Run(run_id=new_run_id(started), ledger=None, attempt=_attempt())
+        run = Run(run_id=new_run_id(started), ledger=None, attempt=_attempt())
+        if choose is not None:
+            for plan in plans:
+                items = choose(work_items_of(clusters.source.cluster.metadata,
+                                             settings.source.keyspace,
+                                             splits_for(settings, plan), plan.partitions))
+                run.work_items[table_key(plan)] = items
+                run.items_total[table_key(plan)] = len(items)
+        return run
     session = clusters.target
     try:
         Ledger.create_schema(session, settings.ledger_keyspace)
@@ -84,8 +96,8 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
     ledger = Ledger(session, settings.ledger_keyspace)
     try:
         if resume:
-            return _resume(settings, plans, ledger, resume)
-        return _new(settings, plans, ledger, splits_for, started, clusters.source)
+            return _resume(settings, plans, ledger, resume, kind)
+        return _new(settings, plans, ledger, splits_for, started, clusters.source, kind, choose)
     except SettingsError:
         raise
     except Exception as error:  # noqa: BLE001 - named to the user, nothing written yet
@@ -95,20 +107,24 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
             f"{error}") from None
 
 
-def _new(settings, plans, ledger: Ledger, splits_for, started: float, source) -> Run:
+def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, kind: str,
+         choose) -> Run:
     run_id, attempt = new_run_id(started), _attempt()
     run = Run(run_id=run_id, attempt=attempt, ledger=LedgerOptions(
         settings.target.connection, settings.ledger_keyspace, run_id, attempt))
     for plan in plans:
         items = work_items_of(source.cluster.metadata, settings.source.keyspace,
                               splits_for(settings, plan), plan.partitions)
+        if choose is not None:
+            items = choose(items)
         run.work_items[table_key(plan)] = items
         run.items_total[table_key(plan)] = len(items)
     # The run's row goes last: a run found by --resume has all its work items recorded.
     for plan in plans:
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
                                                          run.work_items[table_key(plan)]])
-    ledger.start_run(settings_identity(settings), run.run_id, [table_key(p) for p in plans])
+    ledger.start_run(settings_identity(settings, kind), run.run_id,
+                     [table_key(p) for p in plans])
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
               sum(run.items_total.values()), settings.ledger_keyspace)
     return run
@@ -122,8 +138,8 @@ def _row_of(item: ReadWorkItem) -> tuple:
     return (item.item_id, token_range.start, token_range.end, list(token_range.replicas), None)
 
 
-def _resume(settings, plans, ledger: Ledger, resume: str) -> Run:
-    identity = settings_identity(settings)
+def _resume(settings, plans, ledger: Ledger, resume: str, kind: str) -> Run:
+    identity = settings_identity(settings, kind)
     runs = ledger.runs(identity)
     if resume == LATEST:
         if not runs:
@@ -193,6 +209,7 @@ class TableProgress:
     rows_written: int
     rows_failed: int
     stopped: str | None
+    counts: dict  # what validations found in the items done, by kind
 
 
 def progress(settings: Settings, run: Run, plans: list[TablePlan],
@@ -219,5 +236,14 @@ def progress(settings: Settings, run: Run, plans: list[TablePlan],
             rows_read=sum(item.rows_read for item in mine),
             rows_written=sum(item.rows_written for item in mine),
             rows_failed=sum(item.rows_failed for item in mine),
-            stopped=stops.get(key))
+            stopped=stops.get(key),
+            counts=_sum_counts(item.counts for item in mine if item.status == DONE))
     return result
+
+
+def _sum_counts(counts) -> dict:
+    total: dict = {}
+    for count in counts:
+        for kind, rows in count.items():
+            total[kind] = total.get(kind, 0) + rows
+    return total

@@ -76,11 +76,13 @@ def _value(result):
 
 
 def table_summary(metrics, namespace: str, source: str, target: str) -> TableSummary:
+    counts = counters(metrics, namespace, COUNTERS)
+    return TableSummary(source, target, counts, active_seconds(metrics, namespace))
+
+
+def active_seconds(metrics, namespace: str) -> float:
+    """From the first to the last activity recorded in a namespace."""
     query = metrics.query(MetricsFilter().with_namespace(namespace))
-    counts = dict.fromkeys(COUNTERS, 0)
-    for counter in query["counters"]:
-        if counter.key.metric.name in counts:
-            counts[counter.key.metric.name] += _value(counter) or 0
     # Reads and writes record activity times in their own steps: the table's time spans both.
     first, last = None, None
     for distribution in query["distributions"]:
@@ -88,8 +90,7 @@ def table_summary(metrics, namespace: str, source: str, target: str) -> TableSum
         if distribution.key.metric.name == "activity_epoch_ms" and data and data.count:
             first = data.min if first is None else min(first, data.min)
             last = data.max if last is None else max(last, data.max)
-    seconds = (last - first) / 1000.0 if first is not None else 0.0
-    return TableSummary(source, target, counts, seconds)
+    return (last - first) / 1000.0 if first is not None else 0.0
 
 
 def run_summary(tables: list[TableSummary], seconds: float, error: str | None = None,
@@ -102,20 +103,32 @@ def run_summary(tables: list[TableSummary], seconds: float, error: str | None = 
     return summary
 
 
-def format_table(summary: dict) -> str:
-    columns = [("source", "source"), ("target", "target"), ("status", "status"),
-               ("rows_read", "read"), ("rows_written", "written"), ("rows_failed", "failed"),
-               ("write_retries", "retries"), ("consistency_downgrades", "downgrades"),
-               ("batch_fallbacks", "fallbacks"), ("seconds", "seconds")]
+MIGRATION_COLUMNS = (
+    ("source", "source"), ("target", "target"), ("status", "status"), ("rows_read", "read"),
+    ("rows_written", "written"), ("rows_failed", "failed"), ("write_retries", "retries"),
+    ("consistency_downgrades", "downgrades"), ("batch_fallbacks", "fallbacks"),
+    ("seconds", "seconds"))
+
+
+def counters(metrics, namespace: str, names) -> dict[str, int]:
+    """The named counters of a namespace, summed over steps (0 for those never incremented)."""
+    counts = dict.fromkeys(names, 0)
+    for counter in metrics.query(MetricsFilter().with_namespace(namespace))["counters"]:
+        if counter.key.metric.name in counts:
+            counts[counter.key.metric.name] += _value(counter) or 0
+    return counts
+
+
+def format_table(summary: dict, columns=MIGRATION_COLUMNS, what: str = "migration") -> str:
     rows = [[label for _, label in columns]]
     for table in summary["tables"]:
-        rows.append([f"{table[key]:,}" if isinstance(table[key], int) else str(table[key])
+        rows.append([f"{table[key]:,}" if isinstance(table.get(key), int) else str(table.get(key))
                      for key, _ in columns])
     widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
              for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines.append(f"migration {summary['status']} in {summary['seconds']:.1f}s"
+    lines.append(f"{what} {summary['status']} in {summary['seconds']:.1f}s"
                  + (f" (run {summary['run_id']})" if summary.get("run_id") else ""))
     return "\n".join(lines)
 

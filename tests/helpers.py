@@ -20,6 +20,8 @@ def write_settings(directory: Path, source_host: str, target_host: str, keyspace
         "LOG_FILE": str(directory / "migrator.log"),
         "SUMMARY_FILE": str(directory / "summary.json"),
         "FAILED_ROWS_DIR": str(directory / "failed_rows"),
+        "VALIDATION_SUMMARY_FILE": str(directory / "validation.json"),
+        "DIFFERENCES_DIR": str(directory / "differences"),
         "RETRY_BACKOFF_SECONDS": 0.01,
         "RETRY_MAX_BACKOFF_SECONDS": 0.05,
     }
@@ -40,6 +42,24 @@ def run_migration(settings_path: Path, *extra_args: str) -> tuple[int, dict | No
     summary_path = Path(document["SUMMARY_FILE"])
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     return code, summary
+
+
+def run_validation(settings_path: Path, *extra_args: str) -> tuple[int, dict | None]:
+    """Run a validation in this process; return (exit code, validation summary or None)."""
+    from pipelines import validate
+
+    document = yaml.safe_load(settings_path.read_text())
+    summary_path = Path(document["VALIDATION_SUMMARY_FILE"])
+    summary_path.unlink(missing_ok=True)
+    code = validate.run(["--config", str(settings_path), *extra_args])
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return code, summary
+
+
+def differences(summary: dict) -> list[dict]:
+    """The difference records of a validation's run (every attempt), in its files."""
+    return [json.loads(line) for path in summary["differences_files"]
+            if ".differences." in path for line in Path(path).read_text().splitlines() if line]
 
 
 def dead_letters(settings_path: Path, kind: str) -> list[dict]:

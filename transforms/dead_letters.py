@@ -11,17 +11,22 @@ import base64
 import datetime
 import decimal
 import ipaddress
+import itertools
 import json
+import os
+import threading
 import uuid
 from collections.abc import Mapping
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from cassandra.util import Date, Duration, Time
 
 from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, data_of
 from transforms.cql import literal_insert
+from transforms.process_cache import PerProcess
 
-__all__ = ["WriteJsonLines", "failed_row_record", "to_json"]
+__all__ = ["DurableJsonLines", "WriteJsonLines", "durable_file", "failed_row_record", "to_json"]
 
 
 def to_json(value):
@@ -89,3 +94,42 @@ class WriteJsonLines(beam.PTransform):
                 | "ToJson" >> beam.Map(lambda record: json.dumps(record, sort_keys=True))
                 | "WriteFile" >> beam.io.WriteToText(self._path, num_shards=1,
                                                      shard_name_template=""))
+
+
+class DurableJsonLines:
+    """One process's JSON Lines file of one kind (``failed_rows``, ``differences``) for one
+    table, shared by its threads: ``<prefix>.<kind>.<random>.jsonl``, each append flushed and
+    fsynced before it returns, so what a worker counts is on disk even if it is killed next."""
+
+    def __init__(self, prefix: str, kind: str):
+        self._remote = "://" in prefix
+        # Not the process id: SDK processes in containers on different VMs share their pids.
+        self._path = f"{prefix}.{kind}.{uuid.uuid4().hex[:12]}.jsonl"
+        self._lock = threading.Lock()
+        self._sequence = itertools.count()
+        self._handle = None
+
+    def append(self, records: list[dict]) -> str:
+        """Write the records durably; return the file's path."""
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+        with self._lock:
+            if self._remote:  # objects cannot be appended to: one object per flush
+                path = f"{self._path[:-len('.jsonl')]}-{next(self._sequence)}.jsonl"
+                with FileSystems.create(path) as handle:
+                    handle.write(lines.encode("utf-8"))
+                return path
+            if self._handle is None:
+                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+                self._handle = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            self._handle.write(lines)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            return self._path
+
+
+_FILES: PerProcess[DurableJsonLines] = PerProcess(DurableJsonLines)
+
+
+def durable_file(prefix: str, kind: str) -> DurableJsonLines:
+    """This process's file of ``kind`` records for the table at ``prefix``."""
+    return _FILES.get((prefix, kind), prefix, kind)

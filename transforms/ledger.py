@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from cassandra import ConsistencyLevel
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import UNSET_VALUE
 
 from transforms import retry
 from transforms.connection import CassandraConnection, shared_sessions
@@ -60,7 +61,7 @@ _SCHEMA = (
         run_id text, table_name text, item_id text, token_start varint, token_end varint,
         replicas list<text>, partition_index int, status text, rows_read bigint,
         rows_written bigint, rows_failed bigint, attempt_ids set<text>, attempt text,
-        started_at timestamp, finished_at timestamp,
+        started_at timestamp, finished_at timestamp, counts map<text, bigint>,
         PRIMARY KEY ((run_id), table_name, item_id))""",
     """CREATE TABLE IF NOT EXISTS {ks}.table_stops (
         run_id text, table_name text, reason text, stopped_at timestamp,
@@ -69,7 +70,8 @@ _SCHEMA = (
 
 
 # Columns added to the ledger's tables since they were first released: added to an older ledger.
-_COLUMNS_ADDED = {"work_items": {"attempt": "text", "attempt_ids": "set<text>"}}
+_COLUMNS_ADDED = {"work_items": {"attempt": "text", "attempt_ids": "set<text>",
+                                  "counts": "map<text, bigint>"}}
 
 
 def new_run_id(started: float | None = None) -> str:
@@ -109,6 +111,7 @@ class WorkItemRecord:
     rows_written: int
     rows_failed: int
     attempts: int
+    counts: dict  # what a validation found in the item (``transforms.validate``), by kind
 
 
 class Ledger:
@@ -130,10 +133,11 @@ class Ledger:
             # counts its attempt once.
             "finish": f"UPDATE {ks}.work_items SET status = ?, rows_read = ?, rows_written = ?, "
                       "rows_failed = ?, attempt_ids = attempt_ids + ?, attempt = ?, "
-                      "started_at = ?, finished_at = ? "
+                      "started_at = ?, finished_at = ?, counts = ? "
                       "WHERE run_id = ? AND table_name = ? AND item_id = ?",
             "items": f"SELECT table_name, item_id, token_start, token_end, replicas, "
-                     "partition_index, status, rows_read, rows_written, rows_failed, attempt_ids "
+                     "partition_index, status, rows_read, rows_written, rows_failed, attempt_ids, "
+                     "counts "
                      f"FROM {ks}.work_items WHERE run_id = ?",
             "failed": f"SELECT rows_failed, attempt FROM {ks}.work_items WHERE run_id = ? "
                       "AND table_name = ?",
@@ -201,16 +205,18 @@ class Ledger:
                                row["token_end"], tuple(row["replicas"] or ()),
                                row["partition_index"], row["status"], row["rows_read"] or 0,
                                row["rows_written"] or 0, row["rows_failed"] or 0,
-                               len(row["attempt_ids"] or ()))
+                               len(row["attempt_ids"] or ()), dict(row["counts"] or {}))
                 for row in self._session.execute(self._statement("items"), (run_id,))]
 
     def finish_item(self, run_id: str, table: str, item_id: str, status: str, rows_read: int,
                     rows_written: int, rows_failed: int, started: float, finished: float,
-                    attempt: str = ""):
-        """The statement that records a settled item (to send at the write's consistency)."""
+                    attempt: str = "", counts: dict | None = None):
+        """The statement that records a settled item (to send at the write's consistency);
+        ``counts``: what a validation found in it."""
         return self._statement("finish").bind((
             status, rows_read, rows_written, rows_failed, {attempt}, attempt,
-            _timestamp(started), _timestamp(finished), run_id, table, item_id))
+            _timestamp(started), _timestamp(finished), UNSET_VALUE if counts is None else counts,
+            run_id, table, item_id))
 
     def failed_rows(self, run_id: str, table: str, attempt: str) -> int:
         """Rows failed in the items recorded by one attempt of the run (earlier attempts'
@@ -400,7 +406,8 @@ class _RecordWorkItemsFn(beam.DoFn):
         statement = self._ledger.finish_item(
             self._options.run_id, self._table, record["item_id"], record["status"],
             record["rows_read"], record["rows_written"] + record["rows_unchanged"],
-            record["rows_failed"], record["started"], record["finished"], self._options.attempt)
+            record["rows_failed"], record["started"], record["finished"], self._options.attempt,
+            record.get("counts"))
         self._in_flight.make_room()
         self._in_flight.add((record, statement,
                              send(self._session, statement, self._policy.consistency)))

@@ -29,7 +29,7 @@ from transforms.cells import (
 )
 from transforms.read import WorkItemEnd
 
-__all__ = ["MapColumns"]
+__all__ = ["MapColumns", "map_row"]
 
 
 def _newest_writetime(row: Mapping) -> int | None:
@@ -53,6 +53,22 @@ def _rename_key(name: str, renames: Mapping[str, str | None]) -> str | None:
             target = renames[column]
             return None if target is None else make(target)
     return renames.get(name, name)
+
+
+def map_row(row: Mapping, renames: Mapping[str, str | None], constants: Mapping) -> Mapping:
+    """A source row in the target's column names: renamed (with the writetime and TTL keys of
+    renamed columns), skipped columns dropped, constants added."""
+    if renames:
+        mapped = {}
+        for name, value in row.items():
+            target = _rename_key(name, renames) if (
+                name in renames or is_metadata_key(name)) else name
+            if target is not None:
+                mapped[target] = value
+        row = mapped
+    if constants:
+        row = {**row, **constants}
+    return row
 
 
 class _MapColumnsFn(beam.DoFn):
@@ -84,18 +100,7 @@ class _MapColumnsFn(beam.DoFn):
                 self._filtered.inc()
                 self._dropped += 1
                 return
-        row = self._cells.keep_only(row, self._keep)
-        if self._renames:
-            mapped = {}
-            for name, value in row.items():
-                target = _rename_key(name, self._renames) if (
-                    name in self._renames or is_metadata_key(name)) else name
-                if target is not None:
-                    mapped[target] = value
-            row = mapped
-        if self._constants:
-            row = {**row, **self._constants}
-        yield row
+        yield map_row(self._cells.keep_only(row, self._keep), self._renames, self._constants)
 
 
 class MapColumns(beam.PTransform):

@@ -80,6 +80,8 @@ class WorkItemEnd:
     read_failed: bool
     started: float
     rows_filtered: int = 0
+    # What a validation found in the item, (kind, rows) pairs: recorded in the ledger with it.
+    counts: tuple = ()
 
 
 def work_items_of(metadata, keyspace: str, splits: int,
@@ -149,43 +151,10 @@ class _ReadWorkItemFn(beam.DoFn):
         self._namespace = metrics_namespace
 
     def setup(self):
-        self._session = shared_sessions.acquire(self._connection)
-        self._own_session = None
-        metadata = self._session.cluster.metadata
-        table = table_metadata(self._session, self._keyspace, self._table)
-        if table is None:
-            raise ValueError(f"table {self._keyspace}.{self._table} does not exist on "
-                             f"{self._connection.describe()}")
-        keyspace = metadata.keyspaces[self._keyspace]
-        register_user_types(self._session.cluster, self._keyspace)
-        partition_key = [column.name for column in table.partition_key]
-        columns = self._columns or tuple(table.columns)
-        selectors = [quote(name) for name in columns]
-        if self._cells.any:
-            metadata_selectors, per_element = _cell_metadata_selectors(
-                table, columns, set(keyspace.user_types), self._cells,
-                versions.oldest_release(metadata))
-            selectors += metadata_selectors
-            if per_element:
-                # Per-element TTLs of a collection hold nulls for elements without TTL, which
-                # the driver's Cython decoder rejects: this worker reads with the pure-Python
-                # decoder, on a session of its own so other readers keep the fast one.
-                self._own_session = self._session.cluster.connect()
-                self._own_session.client_protocol_handler = _ProtocolHandler
-        if self._own_session is not None:
-            self._session = self._own_session
-        extra = f" AND {self._where}" if self._where else ""
-        suffix = " ALLOW FILTERING" if self._where else ""
-        self._range_query = self._session.prepare(select_statement(
-            self._keyspace, self._table, selectors,
-            f"token({', '.join(map(quote, partition_key))}) > ? AND "
-            f"token({', '.join(map(quote, partition_key))}) <= ?{extra}", quoted=True) + suffix)
-        self._partition_query = self._session.prepare(select_statement(
-            self._keyspace, self._table, selectors,
-            " AND ".join(f"{quote(name)} = ?" for name in partition_key) + extra,
-            quoted=True) + suffix)
-        for statement in (self._range_query, self._partition_query):
-            statement.fetch_size = self._fetch_size
+        self._shared = shared_sessions.acquire(self._connection)
+        self._queries = prepare_reads(self._shared, self._connection, self._keyspace,
+                                      self._table, self._columns, self._fetch_size, self._cells,
+                                      self._where)
         self._rows_read = Metrics.counter(self._namespace, "rows_read")
         self._read_retries = Metrics.counter(self._namespace, "read_retries")
         self._ranges_failed = Metrics.counter(self._namespace, "ranges_failed")
@@ -198,18 +167,8 @@ class _ReadWorkItemFn(beam.DoFn):
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
 
     def teardown(self):
-        if self._own_session is not None:
-            self._own_session.shutdown()
+        self._queries.close()
         shared_sessions.release(self._connection)
-
-    def _replica_host(self, item: ReadWorkItem):
-        """A live replica of the range to send its pages to; None lets the driver choose."""
-        if item.token_range is None or not item.token_range.replicas:
-            return None
-        metadata = self._session.cluster.metadata
-        hosts = [metadata.get_host(address) for address in item.token_range.replicas]
-        hosts = [host for host in hosts if host is not None and host.is_up]
-        return random.choice(hosts) if hosts else None
 
     def process(self, item: ReadWorkItem):
         yield from self._read(item)
@@ -220,17 +179,9 @@ class _ReadWorkItemFn(beam.DoFn):
         if self._stopped():
             self._items_skipped.inc()  # left pending in the ledger, for a resume
             return
-        if item.partition is not None:
-            statement, parameters = self._partition_query, item.partition.values
-        else:
-            statement = self._range_query
-            parameters = (item.token_range.start, item.token_range.end)
-        host = self._replica_host(item)
-        paging_state = None
-        future = self._fetch_async(statement, parameters, paging_state, host)
         rows_so_far = downgraded_pages = 0
-        while True:
-            outcome = self._page_outcome(future, statement, parameters, paging_state, item)
+        for outcome in self._queries.pages(item, self._policy, describe=lambda: (
+                f"reading {self._keyspace}.{self._table} {item.describe()}")):
             self._read_retries.inc(outcome.retries)
             self._outage_ms.inc(self._outage_clock.new_milliseconds(outcome))
             downgraded_pages += outcome.downgraded
@@ -258,17 +209,13 @@ class _ReadWorkItemFn(beam.DoFn):
                 if self._item_ends and item.item_id is not None:
                     yield WorkItemEnd(item.item_id, rows_so_far, True, started)
                 return
-            result = outcome.result
-            rows = result.current_rows
-            paging_state = result.paging_state
-            if paging_state is not None:  # fetch the next page while this one is emitted
-                future = self._fetch_async(statement, parameters, paging_state, host)
+            rows = outcome.result.current_rows
             self._rows_read.inc(len(rows))
             if self._control is not None:
                 self._control.rows_read(len(rows))
             rows_so_far += len(rows)
             yield from rows
-            if paging_state is None:
+            if last:
                 if self._item_ends and item.item_id is not None:
                     yield WorkItemEnd(item.item_id, rows_so_far, False, started)
                 return
@@ -287,20 +234,111 @@ class _ReadWorkItemFn(beam.DoFn):
             "partition": list(map(repr, item.partition.values)) if item.partition else None,
         }
 
-    def _fetch_async(self, statement, parameters, paging_state, host,
-                     consistency: int | None = None):
-        return send(self._session, statement.bind(parameters),
-                    self._policy.consistency if consistency is None else consistency,
-                    paging_state=paging_state, host=host)
+TOKEN_KEY = "token()"
 
-    def _page_outcome(self, future, statement, parameters, paging_state, item):
-        def fetch(consistency):
-            # The retry lets the driver pick a replica: the pinned one may be the problem.
-            return self._fetch_async(statement, parameters, paging_state, None,
-                                     consistency).result()
 
-        return outcome_of(future, fetch, self._policy, describe=lambda: (
-            f"reading {self._keyspace}.{self._table} {item.describe()}"))
+class TableQueries:
+    """The prepared reads of one table (a token range, one partition) and how to page through
+    a work item with them: what ``ReadFromCassandra`` and the validator share.
+
+    ``token``: also select each row's partition token, as ``row[TOKEN_KEY]``."""
+
+    def __init__(self, session, keyspace: str, table: str, columns: tuple[str, ...] | None,
+                 fetch_size: int, cells: CellOptions = VALUES_ONLY, where: str | None = None,
+                 token: bool = False, describe_cluster: str = "the cluster"):
+        self.session = session
+        self._own_session = None
+        metadata = session.cluster.metadata
+        table_meta = table_metadata(session, keyspace, table)
+        if table_meta is None:
+            raise ValueError(f"table {keyspace}.{table} does not exist on {describe_cluster}")
+        register_user_types(session.cluster, keyspace)
+        partition_key = [quote(column.name) for column in table_meta.partition_key]
+        columns = columns or tuple(table_meta.columns)
+        selectors = [quote(name) for name in columns]
+        if token:
+            selectors.append(f"token({', '.join(partition_key)}) AS {quote(TOKEN_KEY)}")
+        if cells.any:
+            metadata_selectors, per_element = _cell_metadata_selectors(
+                table_meta, columns, set(metadata.keyspaces[keyspace].user_types), cells,
+                versions.oldest_release(metadata))
+            selectors += metadata_selectors
+            if per_element:
+                # Per-element TTLs of a collection hold nulls for elements without TTL, which
+                # the driver's Cython decoder rejects: this reader uses the pure-Python
+                # decoder, on a session of its own so other readers keep the fast one.
+                self._own_session = self.session = session.cluster.connect()
+                self.session.client_protocol_handler = _ProtocolHandler
+        extra = f" AND {where}" if where else ""
+        suffix = " ALLOW FILTERING" if where else ""
+        self.range_query = self.session.prepare(select_statement(
+            keyspace, table, selectors,
+            f"token({', '.join(partition_key)}) > ? AND "
+            f"token({', '.join(partition_key)}) <= ?{extra}", quoted=True) + suffix)
+        self.partition_query = self.session.prepare(select_statement(
+            keyspace, table, selectors,
+            " AND ".join(f"{name} = ?" for name in partition_key) + extra,
+            quoted=True) + suffix)
+        self.key_columns = tuple(column.name for column in (
+            *table_meta.partition_key, *table_meta.clustering_key))
+        self.row_query = self.session.prepare(select_statement(
+            keyspace, table, selectors,
+            " AND ".join(f"{quote(name)} = ?" for name in self.key_columns), quoted=True))
+        for statement in (self.range_query, self.partition_query):
+            statement.fetch_size = fetch_size
+
+    def close(self) -> None:
+        if self._own_session is not None:
+            self._own_session.shutdown()
+
+    def _replica_host(self, item: ReadWorkItem):
+        """A live replica of the range to send its pages to; None lets the driver choose."""
+        if item.token_range is None or not item.token_range.replicas:
+            return None
+        metadata = self.session.cluster.metadata
+        hosts = [metadata.get_host(address) for address in item.token_range.replicas]
+        hosts = [host for host in hosts if host is not None and host.is_up]
+        return random.choice(hosts) if hosts else None
+
+    def pages(self, item: ReadWorkItem, policy: retry.RetryPolicy, describe,
+              replicas: bool = True):
+        """The outcome of each page of ``item``, in order, each retried as ``policy`` says (from
+        its paging state, so no row is read twice); the next page is fetched while the caller
+        uses this one. Ends after the last page or a failed outcome. ``replicas``: send the
+        pages to a replica of the range (its token range's replicas are of this cluster)."""
+        if item.partition is not None:
+            statement, parameters = self.partition_query, item.partition.values
+        else:
+            statement = self.range_query
+            parameters = (item.token_range.start, item.token_range.end)
+        host = self._replica_host(item) if replicas else None
+
+        def fetch_async(paging_state, host, consistency):
+            return send(self.session, statement.bind(parameters), consistency,
+                        paging_state=paging_state, host=host)
+
+        paging_state = None
+        future = fetch_async(None, host, policy.consistency)
+        while True:
+            def fetch(consistency, paging_state=paging_state):
+                # The retry lets the driver pick a replica: the pinned one may be the problem.
+                return fetch_async(paging_state, None, consistency).result()
+
+            outcome = outcome_of(future, fetch, policy, describe=describe)
+            if not outcome.ok or outcome.result.paging_state is None:
+                yield outcome
+                return
+            paging_state = outcome.result.paging_state
+            future = fetch_async(paging_state, host, policy.consistency)
+            yield outcome
+
+
+def prepare_reads(session, connection: CassandraConnection, keyspace: str, table: str,
+                  columns: tuple[str, ...] | None, fetch_size: int,
+                  cells: CellOptions = VALUES_ONLY, where: str | None = None,
+                  token: bool = False) -> TableQueries:
+    return TableQueries(session, keyspace, table, columns, fetch_size, cells, where, token,
+                        describe_cluster=connection.describe())
 
 
 def _cell_metadata_selectors(table, columns, user_types: set[str], options: CellOptions,

@@ -24,24 +24,17 @@ bundle appends that bundle's dead letters again (the DirectRunner does not retry
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import os
-import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms import dead_letters, progress, retry
 from transforms.connection import CassandraConnection, shared_sessions, table_metadata
 from transforms.ledger import ControlOptions
-from transforms.process_cache import PerProcess
 from transforms.rate_limit import shared_limiter
 from transforms.read import WorkItemEnd
 
@@ -63,38 +56,6 @@ class ItemTally:
         self.skipped = 0
         self.unchanged = 0
         self.dead_letters: list[dict] = []
-
-
-class _DeadLetterFile:
-    """One process's dead-letter file for one table, shared by its writer threads."""
-
-    def __init__(self, prefix: str):
-        self._remote = "://" in prefix
-        # Not the process id: SDK processes in containers on different VMs share their pids.
-        self._path = f"{prefix}.failed_rows.{uuid.uuid4().hex[:12]}.jsonl"
-        self._lock = threading.Lock()
-        self._sequence = itertools.count()
-        self._handle = None
-
-    def append(self, records: list[dict]) -> str:
-        """Write the records durably; return the file's path."""
-        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
-        with self._lock:
-            if self._remote:  # objects cannot be appended to: one object per flush
-                path = f"{self._path[:-len('.jsonl')]}-{next(self._sequence)}.jsonl"
-                with FileSystems.create(path) as handle:
-                    handle.write(lines.encode("utf-8"))
-                return path
-            if self._handle is None:
-                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
-                self._handle = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
-            self._handle.write(lines)
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            return self._path
-
-
-_FILES: PerProcess[_DeadLetterFile] = PerProcess(_DeadLetterFile)
 
 
 class RowWriterFn(beam.DoFn):
@@ -134,7 +95,7 @@ class RowWriterFn(beam.DoFn):
         self._progress = progress.tracker()
         self._limiter = (shared_limiter(self._max_rows_per_second)
                          if self._max_rows_per_second else None)
-        self._dead_letter_file = (_FILES.get(self._dead_letter_prefix, self._dead_letter_prefix)
+        self._dead_letter_file = (dead_letters.durable_file(self._dead_letter_prefix, "failed_rows")
                                   if self._dead_letter_prefix else None)
         self._control = (self._control_options.control()
                          if self._control_options is not None else None)
@@ -234,7 +195,7 @@ class RowWriterFn(beam.DoFn):
             "item_id": tally.end.item_id, "status": status, "rows_read": tally.end.rows_read,
             "rows_written": tally.written, "rows_failed": tally.failed,
             "rows_unchanged": tally.unchanged, "started": tally.end.started,
-            "finished": time.time()}))
+            "finished": time.time(), "counts": dict(tally.end.counts) or None}))
 
     # ----------------------------------------------------------------- outcomes
 

@@ -1,0 +1,278 @@
+"""Validation against the real clusters (source 127.0.0.1, target 127.0.0.2): a clean copy is
+valid row for row; every kind of difference is found with its keys; auto-correct repairs what
+it should and nothing else; counters are reconciled, not doubled; a killed validation resumes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests.helpers import differences, rows_of, run_migration, run_validation, write_settings
+from tests.test_fidelity import _fill_all_types, _schema
+from tools import sample_data
+
+COLUMNS = sample_data.COLUMNS
+
+
+def _by_kind(summary) -> dict[str, set]:
+    """Difference records as kind -> set of (account_id, seq)."""
+    found: dict[str, set] = {}
+    for record in differences(summary):
+        key = (record["partition_key"]["account_id"], record["clustering"]["seq"])
+        found.setdefault(record["kind"], set()).add(key)
+    return found
+
+
+def _table(summary) -> dict:
+    (table,) = summary["tables"]
+    return table
+
+
+def test_a_clean_copy_of_every_shape_is_valid_row_for_row(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    _schema(source_session, keyspace)
+    _fill_all_types(source_session, keyspace)
+    sample_data.fill_table(source_session, keyspace, "narrow", 3_000, "narrow")
+    sample_data.fill_table(source_session, keyspace, "wide", 6_000, "wide")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace,
+                              ["all_types", "narrow", "wide"], CREATE_TARGET_TABLES=True)
+    code, _ = run_migration(settings)
+    assert code == 0
+
+    code, summary = run_validation(settings)
+
+    assert code == 0, summary
+    tables = {table["source"].split(".")[1]: table for table in summary["tables"]}
+    source_rows = {name: len(rows_of(source_session, keyspace, name, ("*",)))
+                   for name in tables}
+    for name, table in tables.items():
+        assert table["status"] == "valid", table
+        assert table["valid"] == table["rows_read_source"] == table["rows_read_target"] \
+            == source_rows[name] > 0
+        for kind in ("missing", "extra", "mismatched", "newer_on_target",
+                     "changed_during_validation"):
+            assert table[kind] == 0, (name, kind, table)
+    assert differences(summary) == []
+
+
+def test_every_kind_of_difference_is_found_and_auto_correct_repairs_only_what_it_should(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 2_000, "mixed")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              CREATE_TARGET_TABLES=True)
+    assert run_migration(settings)[0] == 0
+    keys = sorted(rows_of(source_session, keyspace, "events", ("account_id", "seq")))
+    table = f"{keyspace}.events"
+    # The source moves on: 100 new rows, 100 values changed, 50 cells written again with the
+    # same value at a newer writetime.
+    added = {(100_000 + index, 1) for index in range(100)}
+    for account, seq in added:
+        source_session.execute(f"INSERT INTO {table} (account_id, seq, kind, note) "
+                               "VALUES (%s, %s, 'new', 'added later')", (account, seq))
+    changed = set(keys[0:100])
+    for account, seq in changed:
+        source_session.execute(f"UPDATE {table} SET note = 'changed' WHERE account_id = %s "
+                               "AND seq = %s", (account, seq))
+    rewritten = set(keys[100:150])
+    for account, seq in rewritten:
+        (kind,) = source_session.execute(f"SELECT kind FROM {table} WHERE account_id = %s "
+                                         "AND seq = %s", (account, seq)).one()
+        source_session.execute(f"UPDATE {table} SET kind = %s WHERE account_id = %s "
+                               "AND seq = %s", (kind, account, seq))
+    # The target gets 100 rows of its own and 20 newer writes.
+    extra = {(200_000 + index, 1) for index in range(100)}
+    for account, seq in extra:
+        target_session.execute(f"INSERT INTO {table} (account_id, seq, kind) "
+                               "VALUES (%s, %s, 'target only')", (account, seq))
+    newer = set(keys[200:220])
+    time.sleep(0.01)
+    for account, seq in newer:
+        target_session.execute(f"UPDATE {table} SET note = 'written on the target' "
+                               "WHERE account_id = %s AND seq = %s", (account, seq))
+
+    code, summary = run_validation(settings)
+
+    assert code == 1
+    found = _table(summary)
+    assert (found["missing"], found["mismatched"], found["extra"], found["newer_on_target"],
+            found["changed_during_validation"]) == (100, 150, 100, 20, 0), found
+    assert found["valid"] == len(keys) - 150 - 20
+    assert found["status"] == "differences" and found["corrected"] == 0
+    by_kind = _by_kind(summary)
+    assert by_kind == {"missing": added, "mismatched": changed | rewritten, "extra": extra,
+                       "newer_on_target": newer}
+    mismatched = [record for record in differences(summary) if record["kind"] == "mismatched"]
+    changed_note = [record["columns"]["note"] for record in mismatched
+                    if (record["partition_key"]["account_id"],
+                        record["clustering"]["seq"]) in changed]
+    assert len(changed_note) == 100
+    assert all(cell["source"] == "changed" and cell["source_writetime"] > (
+        cell["target_writetime"] or 0) for cell in changed_note)
+
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
+
+    assert code == 0, summary
+    found = _table(summary)
+    assert (found["missing"], found["mismatched"], found["corrected"]) == (100, 150, 250)
+    assert found["status"] == "corrected"
+    notes = [target_session.execute(f"SELECT note FROM {table} WHERE account_id = %s "
+                                    "AND seq = %s", key).one().note for key in newer]
+    assert notes == ["written on the target"] * 20
+
+    code, summary = run_validation(settings)
+
+    assert code == 0, summary
+    found = _table(summary)
+    assert (found["missing"], found["mismatched"], found["extra"], found["newer_on_target"]) \
+        == (0, 0, 100, 20)
+    assert found["status"] == "valid"
+
+    code, summary = run_validation(settings, "--set", "DELETE_EXTRA_ROWS=true")
+
+    assert code == 0 and _table(summary)["deleted"] == 100
+    code, summary = run_validation(settings)
+    found = _table(summary)
+    assert (found["extra"], found["valid"]) == (0, len(keys) + 100 - 20), found
+    assert set(rows_of(target_session, keyspace, "events", ("account_id", "seq"))) \
+        == set(keys) | added
+
+
+def test_rows_deleted_on_the_target_are_missing_and_only_a_rewrite_at_a_new_time_restores_them(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 1_000, "narrow")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              CREATE_TARGET_TABLES=True)
+    assert run_migration(settings)[0] == 0
+    deleted = sorted(rows_of(target_session, keyspace, "events", ("account_id", "seq")))[:30]
+    for account, seq in deleted:
+        target_session.execute(f"DELETE FROM {keyspace}.events WHERE account_id = %s "
+                               "AND seq = %s", (account, seq))
+
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
+
+    assert code == 0 and _table(summary)["missing"] == 30 == _table(summary)["corrected"]
+    assert _by_kind(summary) == {"missing": set(deleted)}
+    # Rewritten at the source's writetimes, older than the tombstones: still shadowed.
+    code, summary = run_validation(settings)
+    assert code == 1 and _table(summary)["missing"] == 30
+    # What the README offers: correct without keeping writetimes (the rows are written now,
+    # after the tombstones), then validate values only.
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true",
+                                   "--set", "PRESERVE_WRITETIME=false")
+    assert code == 0 and _table(summary)["corrected"] == 30
+    code, summary = run_validation(settings, "--set", "PRESERVE_WRITETIME=false")
+    assert code == 0 and _table(summary)["valid"] == 1_000, summary
+    assert rows_of(target_session, keyspace, "events", COLUMNS) == rows_of(
+        source_session, keyspace, "events", COLUMNS)
+
+
+def test_a_changed_counter_is_found_and_corrected_without_doubling(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    for session in (source_session, target_session):
+        session.execute(f"CREATE TABLE {keyspace}.hits (page int, day int, views counter, "
+                        "clicks counter, PRIMARY KEY (page, day))")
+    for page in range(50):
+        for day in range(4):
+            source_session.execute(f"UPDATE {keyspace}.hits SET views = views + %s, "
+                                   "clicks = clicks + 1 WHERE page = %s AND day = %s",
+                                   (page * 10 + day, page, day))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["hits"])
+    assert run_migration(settings)[0] == 0
+    for page in range(5):  # the source counts on for 5 rows
+        source_session.execute(f"UPDATE {keyspace}.hits SET views = views + 1000 "
+                               "WHERE page = %s AND day = 0", (page,))
+
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
+
+    found = _table(summary)
+    assert code == 0 and (found["mismatched"], found["valid"], found["corrected"]) \
+        == (5, 195, 5), found
+    columns = ("page", "day", "views", "clicks")
+    assert rows_of(target_session, keyspace, "hits", columns) == rows_of(
+        source_session, keyspace, "hits", columns)
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
+    assert code == 0 and _table(summary)["valid"] == 200  # nothing added twice
+    assert rows_of(target_session, keyspace, "hits", columns) == rows_of(
+        source_session, keyspace, "hits", columns)
+
+
+def test_writes_to_the_source_during_a_validation_are_changed_not_mismatched(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 1_000, "narrow")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              CREATE_TARGET_TABLES=True)
+    assert run_migration(settings)[0] == 0
+    keys = sorted(rows_of(source_session, keyspace, "events", ("account_id", "seq")))
+    # Writes with a writetime after the validation's start are what a write made while it runs
+    # looks like to it (a live write during a run cannot be timed against the reads).
+    later = int((time.time() + 3600) * 1_000_000)
+    live = set(keys[:40])
+    for account, seq in live:
+        source_session.execute(f"UPDATE {keyspace}.events USING TIMESTAMP {later} "
+                               "SET note = 'live' WHERE account_id = %s AND seq = %s",
+                               (account, seq))
+    new_rows = {(500_000 + index, 1) for index in range(10)}
+    for account, seq in new_rows:
+        source_session.execute(f"INSERT INTO {keyspace}.events (account_id, seq, note) "
+                               f"VALUES (%s, %s, 'new') USING TIMESTAMP {later}", (account, seq))
+
+    code, summary = run_validation(settings)
+
+    found = _table(summary)
+    assert code == 0, found
+    assert (found["changed_during_validation"], found["mismatched"], found["missing"]) \
+        == (50, 0, 0)
+    assert _by_kind(summary) == {"changed_during_validation": live | new_rows}
+
+
+def test_a_killed_validation_resumes_where_it_stopped(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    rows = 40_000
+    sample_data.fill_table(source_session, keyspace, "events", rows, "narrow")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              CREATE_TARGET_TABLES=True, SPLITS=64)
+    assert run_migration(settings)[0] == 0
+    slow = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"], SPLITS=64,
+                          FETCH_BATCH_SIZE=10, MAX_WORKERS=1)
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.validate", "--config",
+                                str(slow)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    identity = f"{slow.resolve()} validate"
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None and done < 20:
+        time.sleep(0.2)
+        run = target_session.execute("SELECT run_id FROM migrator_ledger.runs WHERE settings = %s",
+                                     (identity,)).one()
+        if run is not None:
+            done = sum(row.status == "done" for row in target_session.execute(
+                "SELECT status FROM migrator_ledger.work_items WHERE run_id = %s", (run.run_id,)))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the validation ended before it was killed"
+
+    code, summary = run_validation(slow, "--resume", "--set", "FETCH_BATCH_SIZE=1000")
+
+    assert code == 0, summary
+    found = _table(summary)
+    assert found["work_items_done"] == found["work_items_total"] == 64
+    assert found["valid"] == rows  # each row counted once over both attempts
+    assert 0 < found["attempt_rows_read_source"] <= 0.8 * rows  # only what was left
+    assert summary["run_id"] == run.run_id
+
+
+def test_a_sample_validates_a_share_of_the_token_ranges(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 4_000, "narrow")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              CREATE_TARGET_TABLES=True, SPLITS=100)
+    assert run_migration(settings)[0] == 0
+
+    code, summary = run_validation(settings, "--set", "SAMPLE_PERCENT=25")
+
+    found = _table(summary)
+    assert code == 0 and summary["sample_percent"] == 25
+    assert 5 <= found["work_items_total"] <= 50  # about a quarter of the 100 ranges
+    assert 0 < found["valid"] < 4_000
+    assert found["valid"] == found["rows_read_source"]

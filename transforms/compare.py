@@ -1,0 +1,242 @@
+"""Comparing a table's rows on two clusters: the merge of two token-ordered streams of rows, and
+what a pair of rows is (valid, missing, extra, mismatched, newer on the target, changed while
+the validation ran). Pure logic: ``transforms.validate`` reads the rows and acts on the kinds.
+
+The merge needs no per-row lookup and no ordering of values. Cassandra returns a token range in
+one order on every cluster of the same partitioner: by token, then by partition key bytes, then
+by the table's clustering order. Tokens are compared as numbers (each row carries its own,
+selected as ``token(pk)``). Inside one token (one partition, or the rare partitions that share a
+token) the two streams are walked side by side, and a row matches the row of the same primary key
+on the other side. That match is the proof of order that Python's value comparison could not
+give (a timeuuid, a descending clustering column, a frozen collection all order differently in
+Cassandra): everything either stream passed before the matched key, and that did not match, is
+on one side only. So the unmatched rows held are those between two matches, which stay few
+unless a long run of rows is missing from the middle of a partition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, ttl_key, writetime_key
+
+__all__ = ["Comparison", "KINDS", "hashable", "merge"]
+
+VALID = "valid"
+MISSING = "missing"
+EXTRA = "extra"
+MISMATCHED = "mismatched"
+NEWER_ON_TARGET = "newer_on_target"
+CHANGED_DURING_VALIDATION = "changed_during_validation"
+OUT_OF_WINDOW = "out_of_window"  # a source row the writetime window leaves out: not compared
+KINDS = (VALID, MISSING, EXTRA, MISMATCHED, NEWER_ON_TARGET, CHANGED_DURING_VALIDATION)
+# Kinds that mean the target does not hold what the source does.
+DIFFERENCES = (MISSING, MISMATCHED)
+
+
+def hashable(value):
+    """A value usable in a dict key: lists, sets and maps (frozen collections can be key
+    columns) as tuples and frozensets."""
+    if isinstance(value, (list, tuple)):
+        return tuple(hashable(item) for item in value)
+    if isinstance(value, Mapping):
+        return tuple((hashable(key), hashable(item)) for key, item in value.items())
+    if isinstance(value, (set, frozenset)) or type(value).__name__ == "SortedSet":
+        return frozenset(hashable(item) for item in value)
+    return value
+
+
+def merge(source: Iterable[Mapping], target: Iterable[Mapping], token_of: Callable,
+          key_of: Callable) -> Iterator[tuple[Mapping | None, Mapping | None]]:
+    """Pairs (source row, target row) of the same primary key, (row, None) for a row only on the
+    source and (None, row) for one only on the target. Both streams come in Cassandra's order
+    of a token range; ``token_of(row)`` is a row's token, ``key_of(row)`` its hashable primary
+    key."""
+    sources, targets = iter(source), iter(target)
+    s, t = next(sources, None), next(targets, None)
+    while s is not None or t is not None:
+        if t is None or (s is not None and token_of(s) < token_of(t)):
+            yield s, None
+            s = next(sources, None)
+        elif s is None or token_of(t) < token_of(s):
+            yield None, t
+            t = next(targets, None)
+        else:
+            s, t = yield from _merge_token(token_of(s), s, t, sources, targets, token_of, key_of)
+
+
+def _merge_token(token, s, t, sources, targets, token_of, key_of):
+    """The rows of one token on both sides; returns the first row of each side after it."""
+    held_source: OrderedDict = OrderedDict()  # unmatched so far, in stream order
+    held_target: OrderedDict = OrderedDict()
+    while True:
+        s_here = s is not None and token_of(s) == token
+        t_here = t is not None and token_of(t) == token
+        if not s_here and not t_here:
+            break
+        if s_here and t_here and not held_source and not held_target:
+            s_key, t_key = key_of(s), key_of(t)
+            if s_key == t_key:  # the usual case: both sides in step
+                yield s, t
+                s, t = next(sources, None), next(targets, None)
+                continue
+        if s_here:
+            yield from _take(s, key_of(s), held_source, held_target, source_side=True)
+            s = next(sources, None)
+        if t_here:
+            yield from _take(t, key_of(t), held_target, held_source, source_side=False)
+            t = next(targets, None)
+    for row in held_source.values():
+        yield row, None
+    for row in held_target.values():
+        yield None, row
+    return s, t
+
+
+def _take(row, key, held_here: OrderedDict, held_there: OrderedDict, source_side: bool):
+    """A row arrives on one side: it matches a row held on the other side, or is held. A match
+    settles every row held before it on the other side, and every row held on this side."""
+    if key not in held_there:
+        held_here[key] = row
+        return
+    while True:
+        other_key, other = held_there.popitem(last=False)
+        if other_key == key:
+            break
+        yield (None, other) if source_side else (other, None)
+    for held in held_here.values():
+        yield (held, None) if source_side else (None, held)
+    held_here.clear()
+    yield (row, other) if source_side else (other, row)
+
+
+def _newest(value) -> int | None:
+    """A cell's writetime: a collection's per-element list gives its newest element's."""
+    if isinstance(value, list):
+        present = [item for item in value if item is not None]
+        return max(present) if present else None
+    return value
+
+
+def _remaining_ttl(value) -> int | None:
+    """A cell's TTL: a collection expires whole only when its longest-lived element does, and
+    never if an element has no TTL (as ``transforms.cells`` copies it)."""
+    if isinstance(value, list):
+        return None if not value or any(item is None for item in value) else max(value)
+    return value
+
+
+def _equal(a, b) -> bool:
+    if a == b:
+        return True
+    return (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """What a pair of rows is, and the cells that differ (name -> (source, target) value,
+    writetime and TTL), for the differences file."""
+
+    kind: str
+    columns: dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How to compare the rows of a table, in the target's column names.
+
+    ``columns``: the non-key columns to compare; ``writetime`` / ``ttl``: also compare the cells'
+    writetimes (exactly) and TTLs (within ``ttl_tolerance`` seconds), as a copy that keeps them
+    must have; ``started``: the validation's start, in microseconds since the epoch, after
+    which a source writetime means the row changed while it ran; ``window``: the migration's
+    writetime window [from, to) in microseconds, outside which a source row was not copied."""
+
+    columns: Sequence[str]
+    writetime: bool = False
+    ttl: bool = False
+    ttl_tolerance: int = 60
+    started: int | None = None
+    window: tuple[int | None, int | None] = (None, None)
+
+    def classify(self, source: Mapping | None, target: Mapping | None) -> Difference:
+        if source is not None and not self._in_window(source):
+            return Difference(OUT_OF_WINDOW, {})
+        if target is None:
+            newest = self._newest_of(source, self.columns)
+            changed = self.started is not None and newest is not None and newest >= self.started
+            return Difference(CHANGED_DURING_VALIDATION if changed else MISSING, {})
+        if source is None:
+            return Difference(EXTRA, {})
+        differing = {}
+        for name in self.columns:
+            cell = self._cell_difference(name, source, target)
+            if cell is not None:
+                differing[name] = cell
+        if not differing:
+            return Difference(VALID, {})
+        source_newest = self._newest_of(source, differing)
+        if self.started is not None and source_newest is not None and (
+                source_newest >= self.started):
+            return Difference(CHANGED_DURING_VALIDATION, differing)
+        if all(self._target_newer(name, source, target) for name in differing):
+            return Difference(NEWER_ON_TARGET, differing)
+        return Difference(MISMATCHED, differing)
+
+    def _cell_difference(self, name: str, source: Mapping, target: Mapping) -> dict | None:
+        source_value, target_value = source.get(name), target.get(name)
+        differs = not _equal(source_value, target_value)
+        key = writetime_key(name)
+        source_wt, target_wt = _newest(source.get(key)), _newest(target.get(key))
+        if (self.writetime and not differs and key in source and key in target
+                and source_value is not None and source_wt != target_wt):
+            differs = True
+        ttl = ttl_key(name)
+        source_ttl, target_ttl = _remaining_ttl(source.get(ttl)), _remaining_ttl(target.get(ttl))
+        if (self.ttl and not differs and ttl in source and ttl in target
+                and source_value is not None and (
+                    (source_ttl is None) != (target_ttl is None)
+                    or (source_ttl is not None
+                        and abs(source_ttl - target_ttl) > self.ttl_tolerance))):
+            differs = True
+        if not differs:
+            return None
+        cell = {"source": source_value, "target": target_value}
+        if key in source or key in target:
+            cell.update(source_writetime=source_wt, target_writetime=target_wt)
+        if ttl in source or ttl in target:
+            cell.update(source_ttl=source_ttl, target_ttl=target_ttl)
+        return cell
+
+    @staticmethod
+    def _newest_of(row: Mapping, names: Iterable[str]) -> int | None:
+        present = [wt for wt in (_newest(row.get(writetime_key(name))) for name in names)
+                   if wt is not None]
+        return max(present) if present else None
+
+    @staticmethod
+    def _target_newer(name: str, source: Mapping, target: Mapping) -> bool:
+        """The target's cell was written after the source's (or the source has none)."""
+        target_wt = _newest(target.get(writetime_key(name)))
+        source_wt = _newest(source.get(writetime_key(name)))
+        return target_wt is not None and (source_wt is None or target_wt > source_wt)
+
+    def _in_window(self, row: Mapping) -> bool:
+        since, until = self.window
+        if since is None and until is None:
+            return True
+        newest = None
+        for name, value in row.items():
+            if name.startswith(WRITETIME_PREFIX):
+                wt = _newest(value)
+                if wt is not None and (newest is None or wt > newest):
+                    newest = wt
+        if newest is None:
+            return True  # key columns only: copied whatever the window
+        return (since is None or newest >= since) and (until is None or newest < until)
+
+
+def is_cell_key(name: str) -> bool:
+    return name.startswith((WRITETIME_PREFIX, TTL_PREFIX))
