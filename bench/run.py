@@ -12,6 +12,9 @@ kilobyte = one row of about 1 KB per partition), creates the same table on the t
 measures, each in its own subprocess so that peak memory is per contender:
 
   * ``pipeline_default``: ``python -m pipelines.migrate`` on the DirectRunner, default settings;
+  * ``validate``: ``python -m pipelines.validate`` at default settings, right after
+    ``pipeline_default`` (so the target holds its copy, which is not truncated for it): every
+    row read on both clusters and compared; it counts as verified when it finds N valid rows;
   * ``pipeline_best``: the same with the ``--best-set KEY=VALUE`` settings and ``--best-arg``
     Beam options (skipped when none are given);
   * ``write_ceiling``: ``bench.write_ceiling``, the rows already in memory, by each method
@@ -77,7 +80,8 @@ from bench import cluster
 from bench.write_ceiling import METHODS as CEILING_METHODS
 from tools import sample_data
 
-CONTENDERS = ("write_ceiling", "read_floor", "pipeline_default", "pipeline_best", "old_script")
+CONTENDERS = ("write_ceiling", "read_floor", "pipeline_default", "validate", "pipeline_best",
+              "old_script")
 SHAPES = ("narrow", "wide", "kilobyte")
 TABLE = "events"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -269,6 +273,19 @@ def _pipeline_result(run_dir: Path) -> dict:
     return facts
 
 
+def _validation_result(run_dir: Path) -> dict:
+    """The figures of a validation, from the VALIDATION_SUMMARY_FILE it wrote."""
+    summary = json.loads((run_dir / "validation.json").read_text(encoding="utf-8"))
+    table = summary["tables"][0] if summary["tables"] else {}
+    facts = {"seconds": summary["seconds"], "copy_seconds": table.get("seconds"),
+             "pipeline_status": summary["status"],
+             **{key: table.get(key) for key in ("valid", "missing", "extra", "mismatched",
+                                                "rows_read_source", "rows_read_target")}}
+    if summary["status"] != "valid":
+        facts["error"] = f"the validation's summary says {summary['status']}"
+    return facts
+
+
 def _best_of(runs: list[dict]) -> dict:
     """One contender's figures: its fastest run, flagged failed if any run failed.
 
@@ -306,7 +323,7 @@ class Bench:
         return self.args.rows
 
     def run(self, name: str, command_for, result_of, cwd: Path = REPOSITORY,
-            counted=None) -> dict:
+            counted=None, truncate: bool = True) -> dict:
         """Truncate the target, run one contender once, count the target, report the run.
 
         ``command_for(run_dir)`` writes what the run needs into its folder and returns the
@@ -314,7 +331,8 @@ class Bench:
         ``seconds`` (its timed work). A contender that only reads gives ``counted(facts)``,
         the rows it reports, to check instead of the target.
         """
-        self.target.execute(f"TRUNCATE {self.keyspace}.{TABLE}")
+        if truncate:
+            self.target.execute(f"TRUNCATE {self.keyspace}.{TABLE}")
         run_dir = Path(tempfile.mkdtemp(prefix=f"{name.replace('/', '-')}-", dir=self.workdir))
         command = command_for(run_dir)
         load = os.getloadavg()[0]
@@ -373,12 +391,14 @@ class Bench:
         return run
 
     def repeated(self, name: str, command_for, result_of, cwd: Path = REPOSITORY,
-                 counted=None) -> dict:
-        return _best_of([self.run(name, command_for, result_of, cwd, counted)
+                 counted=None, truncate: bool = True) -> dict:
+        return _best_of([self.run(name, command_for, result_of, cwd, counted, truncate)
                          for _ in range(self.args.repeat)])
 
-    def pipeline(self, name: str, overrides: list[str], beam_args: list[str]) -> dict:
-        """``python -m pipelines.migrate`` with a settings file of defaults, plus overrides."""
+    def pipeline(self, name: str, overrides: list[str], beam_args: list[str],
+                 module: str = "pipelines.migrate") -> dict:
+        """``python -m pipelines.migrate`` (or ``pipelines.validate``) with a settings file of
+        defaults, plus overrides."""
 
         def command_for(run_dir: Path) -> list[str]:
             document = {
@@ -388,15 +408,21 @@ class Bench:
                 "LOG_FILE": str(run_dir / "migrator.log"),
                 "SUMMARY_FILE": str(run_dir / "summary.json"),
                 "FAILED_ROWS_DIR": str(run_dir / "failed_rows"),
+                "VALIDATION_SUMMARY_FILE": str(run_dir / "validation.json"),
+                "DIFFERENCES_DIR": str(run_dir / "differences"),
             }
             settings = run_dir / "migrator_settings.yaml"
             settings.write_text(yaml.safe_dump(document), encoding="utf-8")
-            command = [sys.executable, "-m", "pipelines.migrate", "--config", str(settings)]
+            command = [sys.executable, "-m", module, "--config", str(settings)]
             for assignment in overrides:
                 command += ["--set", assignment]
             return command + beam_args
 
-        report = self.repeated(name, command_for, _pipeline_result, self.pipeline_dir)
+        if module == "pipelines.validate":
+            report = self.repeated(name, command_for, _validation_result, self.pipeline_dir,
+                                   counted=lambda facts: facts.get("valid"), truncate=False)
+        else:
+            report = self.repeated(name, command_for, _pipeline_result, self.pipeline_dir)
         return {**report, "settings": overrides, "beam_args": beam_args}
 
     def write_ceiling(self) -> dict:
@@ -540,6 +566,10 @@ def ratios(contenders: dict, bound: dict | None = None) -> dict:
         for other in ("write_ceiling", "copy_bound", "old_script", "pipeline_default"):
             if pipeline != other and speed(pipeline) and speed(other):
                 result[f"{pipeline}_to_{other}"] = round(speed(pipeline) / speed(other), 3)
+    if speed("validate") and speed("pipeline_default"):
+        # The time a validation takes for each second the migration took.
+        result["validate_time_to_pipeline_default_time"] = round(
+            speed("pipeline_default") / speed("validate"), 3)
     return result
 
 
@@ -645,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[name] = bench.read_floor()
             elif name == "pipeline_default":
                 contenders[name] = bench.pipeline(name, [], [])
+            elif name == "validate":
+                contenders[name] = bench.pipeline(name, [], [], "pipelines.validate")
             else:
                 contenders[name] = bench.pipeline(name, args.best_set, args.best_arg)
         bound = copy_bound(contenders, args.rows, os.cpu_count() or 1)

@@ -44,6 +44,9 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
     for name in ("pipeline_default", "pipeline_best"):
         assert report["contenders"][name]["rows_written"] == ROWS
     assert report["contenders"]["read_floor"]["rows_read"] == ROWS
+    validation = report["contenders"]["validate"]
+    assert (validation["valid"], validation["rows_read_target"]) == (ROWS, ROWS)
+    assert report["ratios"]["validate_time_to_pipeline_default_time"] > 0
     assert set(report["cassandra_background_cpu_cores"]) == set(cassandra_hosts[:2])
     bound = report["copy_bound"]
     assert bound["cpu_seconds"]["total"] == pytest.approx(sum(
