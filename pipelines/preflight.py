@@ -20,10 +20,13 @@ import contextlib
 import itertools
 import logging
 import re
+import ssl
 import uuid
 from dataclasses import dataclass
 
+from cassandra import AuthenticationFailed, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionShutdown
 from cassandra.cqltypes import _casstypes
 
 from pipelines.config import (
@@ -63,27 +66,73 @@ def _normalise(cql_type: str) -> str:
     return _TYPE_ALIASES.get(cql_type, cql_type)
 
 
-def _connect(name: str, cluster_settings: ClusterSettings):
+def connect(name: str, cluster_settings: ClusterSettings):
+    """(Cluster, Session) of one side; a ``SettingsError`` naming the setting at fault when the
+    cluster cannot be reached or refuses us (``name`` is SOURCE or TARGET). The driver's own
+    error, with its traceback, goes to the log at DEBUG; the message never holds a password."""
     connection = cluster_settings.connection
-    cluster = connection.new_cluster()
+    cluster = None
     try:
+        cluster = connection.new_cluster()
         return cluster, cluster.connect()
-    except NoHostAvailable as error:
-        cluster.shutdown()
-        reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
-        if connection.protocol_version is not None and "protocol" in reasons.lower():
-            # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is
-            # a beta in 5.0): name the setting, not the hosts.
-            raise SettingsError(
-                f"{name}.PROTOCOL_VERSION: {connection.describe()} does not accept protocol "
-                f"version {connection.protocol_version} ({reasons}); null negotiates the "
-                "newest both sides speak") from None
-        raise SettingsError(f"{name}.HOSTS: cannot connect to {connection.describe()} "
-                            f"({reasons or error})") from None
-    except Exception as error:  # noqa: BLE001 - authentication, TLS, DNS: all named to the user
-        cluster.shutdown()
-        raise SettingsError(f"{name}: cannot connect to {connection.describe()}: "
-                            f"{type(error).__name__}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - every cause is named to the user below
+        if cluster is not None:
+            cluster.shutdown()
+        _LOG.debug("%s: cannot connect to %s", name, connection.describe(), exc_info=True)
+        raise SettingsError(connection_problem(name, connection, error)) from None
+
+
+def _password_setting(name: str, connection) -> str:
+    if connection.password_env:
+        return f"{name}.PASSWORD_ENV (variable {connection.password_env})"
+    if connection.password_file:
+        return f"{name}.PASSWORD_FILE ({connection.password_file})"
+    if connection.password is not None:
+        return f"{name}.PASSWORD"
+    return f"{name}.PASSWORD_ENV (none is set)"
+
+
+def connection_problem(name: str, connection, error: Exception) -> str:
+    """What a failed connection means for the user, led by the setting at fault."""
+    where = connection.describe()
+    reasons = dict(error.errors) if isinstance(error, NoHostAvailable) else {where: error}
+    text = "; ".join(f"{host}: {type(reason).__name__}: {reason}"
+                     for host, reason in reasons.items()) or str(error)
+    causes = list(reasons.values())
+    if any(isinstance(cause, AuthenticationFailed) for cause in causes):
+        if not connection.username:
+            return (f"{name}.USERNAME: {where} requires a login; set {name}.USERNAME and "
+                    f"{name}.PASSWORD_ENV (or {name}.PASSWORD_FILE) ({text})")
+        return (f"{name}.USERNAME / {_password_setting(name, connection)}: {where} refused the "
+                f"login of user {connection.username!r}: wrong user name or password ({text})")
+    if connection.protocol_version is not None and "protocol" in text.lower():
+        # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is a
+        # beta in 5.0): name the setting, not the hosts.
+        return (f"{name}.PROTOCOL_VERSION: {where} does not accept protocol version "
+                f"{connection.protocol_version} ({text}); null negotiates the newest both "
+                "sides speak")
+    if any(isinstance(cause, ssl.SSLError) for cause in causes) or (
+            connection.tls is not None and isinstance(error, (ssl.SSLError, OSError))
+            and not isinstance(error, NoHostAvailable)):
+        return (f"{name}.SSL: the TLS handshake with {where} failed; check {name}.SSL.CA_CERTS "
+                f"(the certificates to trust), {name}.SSL.CERTFILE/KEYFILE and "
+                f"{name}.SSL.CHECK_HOSTNAME ({text})")
+    if isinstance(error, NoHostAvailable):
+        hint = ""
+        if connection.tls is None and any(_closed_by_server(cause) for cause in causes):
+            hint = (f"; the node closed the connection: if it requires client encryption, set "
+                    f"{name}.SSL.ENABLED: true")
+        return (f"{name}.HOSTS: cannot connect to {where} (check {name}.HOSTS and {name}.PORT)"
+                f" ({text}){hint}")
+    return f"{name}: cannot connect to {where}: {type(error).__name__}: {error}"
+
+
+def _closed_by_server(cause: BaseException) -> bool:
+    """A node that takes the TCP connection but drops it at the first message: what a node that
+    requires TLS does to a plain client."""
+    if isinstance(cause, (ConnectionShutdown, ConnectionResetError, ConnectionAbortedError)):
+        return True
+    return isinstance(cause, OperationTimedOut) is False and "closed" in str(cause).lower()
 
 
 def _key_signature(columns) -> list[tuple[str, str]]:
@@ -122,11 +171,11 @@ def connected(settings: Settings):
     """Both clusters, connected once for the launcher; SettingsError naming the side that
     cannot be reached."""
     try:
-        source_cluster, source = _connect("SOURCE", settings.source)
+        source_cluster, source = connect("SOURCE", settings.source)
     except SettingsError as error:
         raise SettingsError(f"{settings.path}: {error}") from None
     try:
-        target_cluster, target = _connect("TARGET", settings.target)
+        target_cluster, target = connect("TARGET", settings.target)
     except SettingsError as error:
         source_cluster.shutdown()
         raise SettingsError(f"{settings.path}: {error}") from None

@@ -25,7 +25,7 @@ import time
 from apache_beam.io.filesystems import FileSystems
 from cassandra.query import SimpleStatement
 
-from pipelines import logs
+from pipelines import logs, preflight
 from pipelines.config import SettingsError, load_settings
 from transforms import retry
 from transforms.requests import InFlight, outcome_of, resend, send
@@ -135,14 +135,12 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_file, settings.log_level)
     policy = settings.retry_policy(settings.target, settings.write_consistency)
-    cluster = settings.target.connection.new_cluster()
     try:
-        try:
-            session = cluster.connect()
-        except Exception as error:  # noqa: BLE001 - named to the user
-            _LOG.error("TARGET.HOSTS: cannot connect to %s: %s",
-                       settings.target.connection.describe(), error)
-            return 2
+        cluster, session = preflight.connect("TARGET", settings.target)
+    except SettingsError as error:
+        _LOG.error("%s: %s", settings.path, error)
+        return 2
+    try:
         total_written = total_failed = 0
         for path in files:
             written, failed, again = replay_file(session, path, policy)
