@@ -17,6 +17,7 @@ the reader and the writer do differently for the releases at hand is logged once
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -60,6 +61,13 @@ class TablePlan:
     # The listed partition keys as the driver binds them (UUID strings made UUIDs), or None
     # for the whole ring; ``mapping.partitions`` keeps them as the settings wrote them.
     partitions: tuple[tuple, ...] | None = None
+    # From system.size_estimates (bytes: partitions x mean partition size) and a sample of
+    # the table's first rows (rows per partition); None where the cluster has no estimate yet.
+    estimated_bytes: int | None = None
+    estimated_rows: int | None = None
+    # The CQL that creates the target table and its user types (CREATE_TARGET_TABLES): run by
+    # a migration, only shown by a plan.
+    create_cql: tuple[str, ...] = ()
 
 
 def _normalise(cql_type: str) -> str:
@@ -139,23 +147,53 @@ def _key_signature(columns) -> list[tuple[str, str]]:
     return [(column.name, _normalise(column.cql_type)) for column in columns]
 
 
-def _estimated_partitions(session, keyspace: str, table: str) -> int | None:
-    """Sum of system.size_estimates over every node (each holds its own primary ranges)."""
-    total, found = 0, False
+def _size_estimate(session, keyspace: str, table: str) -> tuple[int | None, int | None]:
+    """(partitions, bytes) summed over system.size_estimates of every node (each holds its own
+    primary ranges); (None, None) when no node has an estimate (yet: Cassandra records them
+    every few minutes, from flushed data only)."""
+    partitions = size = 0
+    found = False
     for host in session.cluster.metadata.all_hosts():
         if not host.is_up:
             continue
         try:
             rows = session.execute(
-                "SELECT partitions_count FROM system.size_estimates "
+                "SELECT partitions_count, mean_partition_size FROM system.size_estimates "
                 "WHERE keyspace_name = %s AND table_name = %s", (keyspace, table), host=host)
         except Exception as error:  # noqa: BLE001 - an estimate is optional
             _LOG.debug("no size estimate from %s: %s", host, error)
             continue
         for row in rows:
-            total += row["partitions_count"]
+            partitions += row["partitions_count"]
+            size += row["partitions_count"] * row["mean_partition_size"]
             found = True
-    return total if found else None
+    return (partitions, size) if found else (None, None)
+
+
+ROWS_SAMPLE = 5_000
+
+
+def _rows_per_partition(session, keyspace: str, table) -> float | None:
+    """Rows per partition in the first ROWS_SAMPLE rows of the ring (1 without clustering
+    columns); None for an empty table. A sample, so an estimate: partitions of very different
+    sizes make it rough."""
+    if not table.clustering_key:
+        return 1.0
+    keys = [column.name for column in table.partition_key]
+    try:
+        rows = list(session.execute(
+            f"SELECT {', '.join(quote(name) for name in keys)} FROM {quote(keyspace)}."
+            f"{quote(table.name)} LIMIT {ROWS_SAMPLE}"))
+    except Exception as error:  # noqa: BLE001 - an estimate is optional
+        _LOG.debug("no rows sample of %s.%s: %s", keyspace, table.name, error)
+        return None
+    if not rows:
+        return None
+    partitions = [tuple(row[name] for name in keys) for row in rows]
+    if len(rows) == ROWS_SAMPLE and len(set(partitions)) > 1:
+        last = partitions[-1]  # cut short by the LIMIT: left out
+        partitions = [key for key in partitions if key != last]
+    return len(partitions) / len(set(partitions))
 
 
 @dataclass(frozen=True)
@@ -186,16 +224,18 @@ def connected(settings: Settings):
         target_cluster.shutdown()
 
 
-def check_against_clusters(settings: Settings, clusters: Clusters | None = None
-                           ) -> list[TablePlan]:
+def check_against_clusters(settings: Settings, clusters: Clusters | None = None,
+                           dry_run: bool = False) -> list[TablePlan]:
     """Check every table against both clusters (connected here unless given); return a plan
     per table or raise.
 
     With CREATE_TARGET_TABLES, missing target tables (and the user types they need) are
-    created from the source schema, but only once everything else has been checked."""
+    created from the source schema, but only once everything else has been checked; with
+    ``dry_run`` nothing is created: each plan carries the CQL that would create its table, and
+    the table is checked as that CQL would make it."""
     if clusters is None:
         with connected(settings) as clusters:
-            return check_against_clusters(settings, clusters)
+            return check_against_clusters(settings, clusters, dry_run)
     source, target = clusters.source, clusters.target
     source_cluster, target_cluster = source.cluster, target.cluster
     tables, problems = _expand_tables(settings, source_cluster, target_cluster)
@@ -207,17 +247,22 @@ def check_against_clusters(settings: Settings, clusters: Clusters | None = None
         (index, mapping) for index, mapping in tables
         if mapping.target not in target_cluster.metadata.keyspaces[
             settings.target.keyspace].tables]
+    created: dict[str, tuple[str, ...]] = {}
     if missing and settings.create_target_tables:
-        problems += _create_target_tables(settings, source_cluster, target, missing)
+        problems += _create_target_tables(settings, source_cluster, target, missing, created,
+                                          dry_run)
     plans = []
     if not problems:
         source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
         target_keyspace = target_cluster.metadata.keyspaces[settings.target.keyspace]
+        if dry_run and created:
+            target_keyspace = _AfterCreation(target_keyspace, source_keyspace, missing)
         for index, mapping in tables:
             plan = _check_table(settings, index, mapping, source, source_keyspace,
                                 target_keyspace, problems)
             if plan is not None:
-                plans.append(plan)
+                plans.append(dataclasses.replace(plan, create_cql=created.get(mapping.target,
+                                                                              ())))
     if not problems:
         _log_release_choices(settings, tables, source_keyspace, *releases)
     if problems:
@@ -340,8 +385,22 @@ def _log_release_choices(settings, tables, source_keyspace, source_release,
                       label, ", ".join(lists), how)
 
 
-def _create_target_tables(settings, source_cluster, target, missing) -> list[str]:
-    """Create the missing target tables, and the user types they use, like the source's."""
+class _AfterCreation:
+    """The target keyspace as CREATE_TARGET_TABLES would leave it (for a plan, which creates
+    nothing): its tables and user types, and the missing ones as the source's."""
+
+    def __init__(self, target_keyspace, source_keyspace, missing):
+        self.tables = {**target_keyspace.tables, **{
+            mapping.target: source_keyspace.tables[mapping.source] for _, mapping in missing
+            if mapping.source in source_keyspace.tables}}
+        self.user_types = {**source_keyspace.user_types, **target_keyspace.user_types}
+
+
+def _create_target_tables(settings, source_cluster, target, missing,
+                          created: dict[str, tuple[str, ...]], dry_run: bool = False
+                          ) -> list[str]:
+    """Create the missing target tables, and the user types they use, like the source's;
+    ``created`` gets each table's statements (only collected when ``dry_run``)."""
     problems = []
     source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
     target_metadata = target.cluster.metadata
@@ -366,6 +425,9 @@ def _create_target_tables(settings, source_cluster, target, missing) -> list[str
             f"TABLE {source_prefix}{quote(mapping.source)} ",
             f"TABLE IF NOT EXISTS {target_prefix}{quote(mapping.target)} ", 1)
         statements.append(create)
+        created[mapping.target] = tuple(statements)
+        if dry_run:
+            continue
         try:
             for statement in statements:
                 _LOG.info("creating on the target: %s", statement.split(" (")[0])
@@ -373,7 +435,8 @@ def _create_target_tables(settings, source_cluster, target, missing) -> list[str
         except Exception as error:  # noqa: BLE001 - named to the user
             problems.append(f"TABLES[{index}]: could not create {settings.target_label(mapping)}"
                             f": {type(error).__name__}: {error}")
-    target.cluster.refresh_schema_metadata()
+    if not dry_run:
+        target.cluster.refresh_schema_metadata()
     return problems
 
 
@@ -464,9 +527,15 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
     if len(problems) > before:
         return None
+    estimated_partitions, estimated_bytes = _size_estimate(source, settings.source.keyspace,
+                                                           mapping.source)
+    per_partition = (_rows_per_partition(source, settings.source.keyspace, source_table)
+                     if estimated_partitions else None)
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
-                     _estimated_partitions(source, settings.source.keyspace, mapping.source),
-                     counters=bool(counters), partitions=partitions)
+                     estimated_partitions, counters=bool(counters), partitions=partitions,
+                     estimated_bytes=estimated_bytes,
+                     estimated_rows=(round(estimated_partitions * per_partition)
+                                     if per_partition else None))
 
 
 def _partition_value(cql_type: str, value):
