@@ -346,7 +346,7 @@ def _migrate(settings: Settings, options: PipelineOptions, argv: list[str], resu
                   len(run.work_items[key]) if key in run.work_items else splits_for(settings, plan),
                   f" of {run.items_total[key]} to do" if run.resumed else "")
     tracker = progress_module.tracker()
-    estimates = [plan.estimated_partitions for plan in plans]
+    estimates = [plan.estimated_rows for plan in plans]
     tracker.estimated_total = sum(estimates) if all(estimates) else None
     tracker.use_bar = sys.stderr.isatty()
     tracker.start()
