@@ -22,9 +22,9 @@ def configure(log_file: str | None, level: str = "INFO") -> None:
             handler.close()
     console = logging.StreamHandler(sys.stderr)
     handlers: list[logging.Handler] = [console]
+    console.addFilter(_driver_tracebacks_in_the_file_only)
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-        console.addFilter(_driver_tracebacks_in_the_file_only)
     formatter = logging.Formatter(FORMAT)
     for handler in handlers:
         handler.setFormatter(formatter)
@@ -61,7 +61,8 @@ class _ExpectedDriverMessages(logging.Filter):
 def _driver_tracebacks_in_the_file_only(record: logging.LogRecord) -> bool:
     """The driver logs a traceback with each failed connection attempt ("[control connection]
     Error connecting to ...") and a hint about DSE with each refused login: on the console they
-    would bury the one line that names the setting at fault, so they go to LOG_FILE only."""
+    would bury the one line that names the setting at fault (which quotes the driver's error),
+    so they go to LOG_FILE only (nowhere without one)."""
     if not record.name.startswith("cassandra"):
         return True
     return not (record.exc_info or record.getMessage().startswith(_DRIVER_LOGIN_HINT))

@@ -119,9 +119,9 @@ def connection_problem(name: str, connection, error: Exception) -> str:
         return (f"{name}.PROTOCOL_VERSION: {where} does not accept protocol version "
                 f"{connection.protocol_version} ({text}); null negotiates the newest both "
                 "sides speak")
-    if any(isinstance(cause, ssl.SSLError) for cause in causes) or (
-            connection.tls is not None and isinstance(error, (ssl.SSLError, OSError))
-            and not isinstance(error, NoHostAvailable)):
+    if connection.tls is not None and any(
+            isinstance(cause, ssl.SSLError) or "[SSL" in str(cause) for cause in causes):
+        # The driver reports a refused certificate as an OSError whose text holds the SSL one.
         return (f"{name}.SSL: the TLS handshake with {where} failed; check {name}.SSL.CA_CERTS "
                 f"(the certificates to trust), {name}.SSL.CERTFILE/KEYFILE and "
                 f"{name}.SSL.CHECK_HOSTNAME ({text})")
@@ -140,7 +140,7 @@ def _closed_by_server(cause: BaseException) -> bool:
     requires TLS does to a plain client."""
     if isinstance(cause, (ConnectionShutdown, ConnectionResetError, ConnectionAbortedError)):
         return True
-    return isinstance(cause, OperationTimedOut) is False and "closed" in str(cause).lower()
+    return not isinstance(cause, OperationTimedOut) and "closed" in str(cause).lower()
 
 
 def _key_signature(columns) -> list[tuple[str, str]]:

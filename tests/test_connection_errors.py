@@ -1,6 +1,7 @@
-"""Errors a user causes when connecting (a wrong password, a login missing, a wrong port) end in
-exit 2 with one line naming the setting at fault, no traceback on the console, the driver's
-traceback in the log file, and never the password (against a real node with a login)."""
+"""Errors a user causes when connecting (a wrong password, a login missing, a wrong port, TLS
+missing or a certificate not trusted) end in exit 2 with one line naming the setting at fault,
+no traceback on the console, the driver's traceback in the log file, and never the password
+(against real nodes with a login and with client encryption)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import certifi
 import pytest
 
 from tests.helpers import write_settings
@@ -67,3 +69,37 @@ def test_a_closed_port_names_the_hosts_and_the_port(tmp_path, cassandra_hosts):
             "and SOURCE.PORT)") in completed.stderr
     assert "Connection refused" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_node(local_cluster_factory):
+    from tools.local_cassandra import launcher
+
+    host = local_cluster_factory(44, tls=True)
+    return host, launcher.node_dir(host) / "tls" / "node.pem"
+
+
+def test_a_node_that_requires_tls_names_the_ssl_setting(tmp_path, cassandra_hosts, tls_node):
+    host, _ = tls_node
+    settings = write_settings(tmp_path, cassandra_hosts[0], host, "system", ["local"])
+
+    completed = migrate(settings)
+
+    assert completed.returncode == 2
+    assert "TARGET.HOSTS: cannot connect to 127.0.0.44:9042" in completed.stderr
+    assert "if it requires client encryption, set TARGET.SSL.ENABLED: true" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_certificate_not_trusted_names_the_ssl_settings(tmp_path, cassandra_hosts, tls_node):
+    host, _ = tls_node
+    public_authorities = certifi.where()  # trusts much, but not the node's own certificate
+    settings = write_settings(tmp_path, cassandra_hosts[0], host, "system", ["local"],
+                              TARGET={"SSL": {"ENABLED": True, "CA_CERTS": public_authorities}})
+
+    completed = migrate(settings)
+
+    assert completed.returncode == 2
+    assert "TARGET.SSL: the TLS handshake with 127.0.0.44:9042 failed" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
