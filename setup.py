@@ -30,5 +30,5 @@ setup(
         # Dataflow: gs:// paths for settings, dead letters and password files.
         "gcp": ["apache-beam[gcp]>=2.77.0,<3"],
     },
-    entry_points={"console_scripts": ["cassandra-migrate=pipelines.migrate:main"]},
+    entry_points={"console_scripts": ["cassandra-migrate=pipelines.cli:main"]},
 )

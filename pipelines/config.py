@@ -592,6 +592,16 @@ def command_line_settings() -> list[tuple[str, str, str]]:
     return options
 
 
+def setting_default(key: str) -> Any:
+    """The default of a settings key as the settings file writes it (``MAX_WORKERS``,
+    ``TARGET.PORT``, ``SOURCE.SSL.ENABLED``); ``"required"`` for a key without one."""
+    *sections, leaf = key.split(".")
+    keys = (_SSL_KEYS if "SSL" in sections else _CLUSTER_KEYS if sections else _GLOBAL_KEYS)
+    if leaf not in keys or (sections and leaf in _REQUIRED_CLUSTER_KEYS):
+        return "required"
+    return keys[leaf][0]
+
+
 def load_settings(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Read, check and type the settings; raise SettingsError naming every problem."""
     problems = _Problems(path)

@@ -20,7 +20,9 @@ def configure(log_file: str | None, level: str = "INFO") -> None:
         if getattr(handler, "_migrator", False) or type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
             handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [console]
+    console.addFilter(_driver_tracebacks_in_the_file_only)
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     formatter = logging.Formatter(FORMAT)
@@ -54,3 +56,16 @@ class _ExpectedDriverMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self._prefixes)
+
+
+def _driver_tracebacks_in_the_file_only(record: logging.LogRecord) -> bool:
+    """The driver logs a traceback with each failed connection attempt ("[control connection]
+    Error connecting to ...") and a hint about DSE with each refused login: on the console they
+    would bury the one line that names the setting at fault (which quotes the driver's error),
+    so they go to LOG_FILE only (nowhere without one)."""
+    if not record.name.startswith("cassandra"):
+        return True
+    return not (record.exc_info or record.getMessage().startswith(_DRIVER_LOGIN_HINT))
+
+
+_DRIVER_LOGIN_HINT = "Failed to authenticate to"

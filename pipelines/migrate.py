@@ -37,6 +37,7 @@ from apache_beam.options.pipeline_options import (
 
 from pipelines import logs, preflight, runs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
+from pipelines.options import MigrateOptions
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, ReadFromCassandra, WriteToCassandra
 from transforms import progress as progress_module
@@ -50,22 +51,6 @@ _LOG = logging.getLogger("migrator")
 SPLITS_PER_WORKER = 16
 PARTITIONS_PER_SPLIT = 20_000
 MAX_AUTO_SPLITS = 10_000
-
-
-class MigrateOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--config", help="path of migrator_settings.yaml (required)")
-        parser.add_argument("--set", dest="overrides", action="append", default=[],
-                            metavar="KEY=VALUE",
-                            help="override one setting, e.g. --set MAX_WORKERS=8 or "
-                                 "--set TARGET.HOSTS=[10.0.0.5]; repeatable")
-        parser.add_argument("--resume", nargs="?", const=runs.LATEST, default=None,
-                            metavar="RUN_ID",
-                            help="finish an earlier run: its work items not done yet (the "
-                                 "latest run of this settings file, or RUN_ID)")
-        for option, _, text in command_line_settings():
-            parser.add_argument(f"--{option}", default=None, help=f"{text} (a YAML value)")
 
 
 def command_line_overrides(options: PipelineOptions) -> list[str]:
@@ -312,15 +297,13 @@ def _remove_empty_local_files(paths: list[str], keep_directory: bool = False) ->
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run a migration (or ``replay PATH ...``: ``pipelines.replay``); return the exit code
-    (0 success, 1 failures, 2 bad settings)."""
+    """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings). An
+    ``argv`` that starts with a subcommand (``replay PATH ...``) goes to ``pipelines.cli``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["replay"]:
-        from pipelines import replay
+    if argv[:1] and argv[0] in ("migrate", "plan", "validate", "replay"):
+        from pipelines import cli
 
-        return replay.run(argv[1:])
-    if argv[:1] == ["migrate"]:
-        argv = argv[1:]
+        return cli.run(argv)
     options = PipelineOptions(argv)
     migrate_options = options.view_as(MigrateOptions)
     if not migrate_options.config:
@@ -363,7 +346,7 @@ def _migrate(settings: Settings, options: PipelineOptions, argv: list[str], resu
                   len(run.work_items[key]) if key in run.work_items else splits_for(settings, plan),
                   f" of {run.items_total[key]} to do" if run.resumed else "")
     tracker = progress_module.tracker()
-    estimates = [plan.estimated_partitions for plan in plans]
+    estimates = [plan.estimated_rows for plan in plans]
     tracker.estimated_total = sum(estimates) if all(estimates) else None
     tracker.use_bar = sys.stderr.isatty()
     tracker.start()
@@ -434,7 +417,10 @@ def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,
 
 
 def main() -> None:
-    sys.exit(run())
+    """``python -m pipelines.migrate``: the ``cassandra-migrate`` command (``pipelines.cli``)."""
+    from pipelines import cli
+
+    cli.main()
 
 
 if __name__ == "__main__":

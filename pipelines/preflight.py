@@ -17,13 +17,17 @@ the reader and the writer do differently for the releases at hand is logged once
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
+import ssl
 import uuid
 from dataclasses import dataclass
 
+from cassandra import AuthenticationFailed, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionShutdown
 from cassandra.cqltypes import _casstypes
 
 from pipelines.config import (
@@ -57,56 +61,139 @@ class TablePlan:
     # The listed partition keys as the driver binds them (UUID strings made UUIDs), or None
     # for the whole ring; ``mapping.partitions`` keeps them as the settings wrote them.
     partitions: tuple[tuple, ...] | None = None
+    # From system.size_estimates (bytes: partitions x mean partition size) and a sample of
+    # the table's first rows (rows per partition); None where the cluster has no estimate yet.
+    estimated_bytes: int | None = None
+    estimated_rows: int | None = None
+    # The CQL that creates the target table and its user types (CREATE_TARGET_TABLES): run by
+    # a migration, only shown by a plan.
+    create_cql: tuple[str, ...] = ()
 
 
 def _normalise(cql_type: str) -> str:
     return _TYPE_ALIASES.get(cql_type, cql_type)
 
 
-def _connect(name: str, cluster_settings: ClusterSettings):
+def connect(name: str, cluster_settings: ClusterSettings):
+    """(Cluster, Session) of one side; a ``SettingsError`` naming the setting at fault when the
+    cluster cannot be reached or refuses us (``name`` is SOURCE or TARGET). The driver's own
+    error, with its traceback, goes to the log at DEBUG; the message never holds a password."""
     connection = cluster_settings.connection
-    cluster = connection.new_cluster()
+    cluster = None
     try:
+        cluster = connection.new_cluster()
         return cluster, cluster.connect()
-    except NoHostAvailable as error:
-        cluster.shutdown()
-        reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
-        if connection.protocol_version is not None and "protocol" in reasons.lower():
-            # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is
-            # a beta in 5.0): name the setting, not the hosts.
-            raise SettingsError(
-                f"{name}.PROTOCOL_VERSION: {connection.describe()} does not accept protocol "
-                f"version {connection.protocol_version} ({reasons}); null negotiates the "
-                "newest both sides speak") from None
-        raise SettingsError(f"{name}.HOSTS: cannot connect to {connection.describe()} "
-                            f"({reasons or error})") from None
-    except Exception as error:  # noqa: BLE001 - authentication, TLS, DNS: all named to the user
-        cluster.shutdown()
-        raise SettingsError(f"{name}: cannot connect to {connection.describe()}: "
-                            f"{type(error).__name__}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - every cause is named to the user below
+        if cluster is not None:
+            cluster.shutdown()
+        _LOG.debug("%s: cannot connect to %s", name, connection.describe(), exc_info=True)
+        raise SettingsError(connection_problem(name, connection, error)) from None
+
+
+def _password_setting(name: str, connection) -> str:
+    if connection.password_env:
+        return f"{name}.PASSWORD_ENV (variable {connection.password_env})"
+    if connection.password_file:
+        return f"{name}.PASSWORD_FILE ({connection.password_file})"
+    if connection.password is not None:
+        return f"{name}.PASSWORD"
+    return f"{name}.PASSWORD_ENV (none is set)"
+
+
+def connection_problem(name: str, connection, error: Exception) -> str:
+    """What a failed connection means for the user, led by the setting at fault."""
+    where = connection.describe()
+    reasons = dict(error.errors) if isinstance(error, NoHostAvailable) else {where: error}
+    text = "; ".join(f"{host}: {type(reason).__name__}: {reason}"
+                     for host, reason in reasons.items()) or str(error)
+    causes = list(reasons.values())
+    if any(isinstance(cause, AuthenticationFailed) for cause in causes):
+        if not connection.username:
+            return (f"{name}.USERNAME: {where} requires a login; set {name}.USERNAME and "
+                    f"{name}.PASSWORD_ENV (or {name}.PASSWORD_FILE) ({text})")
+        return (f"{name}.USERNAME / {_password_setting(name, connection)}: {where} refused the "
+                f"login of user {connection.username!r}: wrong user name or password ({text})")
+    if connection.protocol_version is not None and "protocol" in text.lower():
+        # A release speaks the protocol versions of its time (4.x and 5.0: 3 to 5; 6 is a
+        # beta in 5.0): name the setting, not the hosts.
+        return (f"{name}.PROTOCOL_VERSION: {where} does not accept protocol version "
+                f"{connection.protocol_version} ({text}); null negotiates the newest both "
+                "sides speak")
+    if connection.tls is not None and any(
+            isinstance(cause, ssl.SSLError) or "[SSL" in str(cause) for cause in causes):
+        # The driver reports a refused certificate as an OSError whose text holds the SSL one.
+        return (f"{name}.SSL: the TLS handshake with {where} failed; check {name}.SSL.CA_CERTS "
+                f"(the certificates to trust), {name}.SSL.CERTFILE/KEYFILE and "
+                f"{name}.SSL.CHECK_HOSTNAME ({text})")
+    if isinstance(error, NoHostAvailable):
+        hint = ""
+        if connection.tls is None and any(_closed_by_server(cause) for cause in causes):
+            hint = (f"; the node closed the connection: if it requires client encryption, set "
+                    f"{name}.SSL.ENABLED: true")
+        return (f"{name}.HOSTS: cannot connect to {where} (check {name}.HOSTS and {name}.PORT)"
+                f" ({text}){hint}")
+    return f"{name}: cannot connect to {where}: {type(error).__name__}: {error}"
+
+
+def _closed_by_server(cause: BaseException) -> bool:
+    """A node that takes the TCP connection but drops it at the first message: what a node that
+    requires TLS does to a plain client."""
+    if isinstance(cause, (ConnectionShutdown, ConnectionResetError, ConnectionAbortedError)):
+        return True
+    return not isinstance(cause, OperationTimedOut) and "closed" in str(cause).lower()
 
 
 def _key_signature(columns) -> list[tuple[str, str]]:
     return [(column.name, _normalise(column.cql_type)) for column in columns]
 
 
-def _estimated_partitions(session, keyspace: str, table: str) -> int | None:
-    """Sum of system.size_estimates over every node (each holds its own primary ranges)."""
-    total, found = 0, False
+def _size_estimate(session, keyspace: str, table: str) -> tuple[int | None, int | None]:
+    """(partitions, bytes) summed over system.size_estimates of every node (each holds its own
+    primary ranges); (None, None) when no node has an estimate (yet: Cassandra records them
+    every few minutes, from flushed data only)."""
+    partitions = size = 0
+    found = False
     for host in session.cluster.metadata.all_hosts():
         if not host.is_up:
             continue
         try:
             rows = session.execute(
-                "SELECT partitions_count FROM system.size_estimates "
+                "SELECT partitions_count, mean_partition_size FROM system.size_estimates "
                 "WHERE keyspace_name = %s AND table_name = %s", (keyspace, table), host=host)
         except Exception as error:  # noqa: BLE001 - an estimate is optional
             _LOG.debug("no size estimate from %s: %s", host, error)
             continue
         for row in rows:
-            total += row["partitions_count"]
+            partitions += row["partitions_count"]
+            size += row["partitions_count"] * row["mean_partition_size"]
             found = True
-    return total if found else None
+    return (partitions, size) if found else (None, None)
+
+
+ROWS_SAMPLE = 5_000
+
+
+def _rows_per_partition(session, keyspace: str, table) -> float | None:
+    """Rows per partition in the first ROWS_SAMPLE rows of the ring (1 without clustering
+    columns); None for an empty table. A sample, so an estimate: partitions of very different
+    sizes make it rough."""
+    if not table.clustering_key:
+        return 1.0
+    keys = [column.name for column in table.partition_key]
+    try:
+        rows = list(session.execute(
+            f"SELECT {', '.join(quote(name) for name in keys)} FROM {quote(keyspace)}."
+            f"{quote(table.name)} LIMIT {ROWS_SAMPLE}"))
+    except Exception as error:  # noqa: BLE001 - an estimate is optional
+        _LOG.debug("no rows sample of %s.%s: %s", keyspace, table.name, error)
+        return None
+    if not rows:
+        return None
+    partitions = [tuple(row[name] for name in keys) for row in rows]
+    if len(rows) == ROWS_SAMPLE and len(set(partitions)) > 1:
+        last = partitions[-1]  # cut short by the LIMIT: left out
+        partitions = [key for key in partitions if key != last]
+    return len(partitions) / len(set(partitions))
 
 
 @dataclass(frozen=True)
@@ -122,11 +209,11 @@ def connected(settings: Settings):
     """Both clusters, connected once for the launcher; SettingsError naming the side that
     cannot be reached."""
     try:
-        source_cluster, source = _connect("SOURCE", settings.source)
+        source_cluster, source = connect("SOURCE", settings.source)
     except SettingsError as error:
         raise SettingsError(f"{settings.path}: {error}") from None
     try:
-        target_cluster, target = _connect("TARGET", settings.target)
+        target_cluster, target = connect("TARGET", settings.target)
     except SettingsError as error:
         source_cluster.shutdown()
         raise SettingsError(f"{settings.path}: {error}") from None
@@ -137,16 +224,18 @@ def connected(settings: Settings):
         target_cluster.shutdown()
 
 
-def check_against_clusters(settings: Settings, clusters: Clusters | None = None
-                           ) -> list[TablePlan]:
+def check_against_clusters(settings: Settings, clusters: Clusters | None = None,
+                           dry_run: bool = False) -> list[TablePlan]:
     """Check every table against both clusters (connected here unless given); return a plan
     per table or raise.
 
     With CREATE_TARGET_TABLES, missing target tables (and the user types they need) are
-    created from the source schema, but only once everything else has been checked."""
+    created from the source schema, but only once everything else has been checked; with
+    ``dry_run`` nothing is created: each plan carries the CQL that would create its table, and
+    the table is checked as that CQL would make it."""
     if clusters is None:
         with connected(settings) as clusters:
-            return check_against_clusters(settings, clusters)
+            return check_against_clusters(settings, clusters, dry_run)
     source, target = clusters.source, clusters.target
     source_cluster, target_cluster = source.cluster, target.cluster
     tables, problems = _expand_tables(settings, source_cluster, target_cluster)
@@ -158,17 +247,22 @@ def check_against_clusters(settings: Settings, clusters: Clusters | None = None
         (index, mapping) for index, mapping in tables
         if mapping.target not in target_cluster.metadata.keyspaces[
             settings.target.keyspace].tables]
+    created: dict[str, tuple[str, ...]] = {}
     if missing and settings.create_target_tables:
-        problems += _create_target_tables(settings, source_cluster, target, missing)
+        problems += _create_target_tables(settings, source_cluster, target, missing, created,
+                                          dry_run)
     plans = []
     if not problems:
         source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
         target_keyspace = target_cluster.metadata.keyspaces[settings.target.keyspace]
+        if dry_run and created:
+            target_keyspace = _AfterCreation(target_keyspace, source_keyspace, missing)
         for index, mapping in tables:
             plan = _check_table(settings, index, mapping, source, source_keyspace,
                                 target_keyspace, problems)
             if plan is not None:
-                plans.append(plan)
+                plans.append(dataclasses.replace(plan, create_cql=created.get(mapping.target,
+                                                                              ())))
     if not problems:
         _log_release_choices(settings, tables, source_keyspace, *releases)
     if problems:
@@ -291,8 +385,22 @@ def _log_release_choices(settings, tables, source_keyspace, source_release,
                       label, ", ".join(lists), how)
 
 
-def _create_target_tables(settings, source_cluster, target, missing) -> list[str]:
-    """Create the missing target tables, and the user types they use, like the source's."""
+class _AfterCreation:
+    """The target keyspace as CREATE_TARGET_TABLES would leave it (for a plan, which creates
+    nothing): its tables and user types, and the missing ones as the source's."""
+
+    def __init__(self, target_keyspace, source_keyspace, missing):
+        self.tables = {**target_keyspace.tables, **{
+            mapping.target: source_keyspace.tables[mapping.source] for _, mapping in missing
+            if mapping.source in source_keyspace.tables}}
+        self.user_types = {**source_keyspace.user_types, **target_keyspace.user_types}
+
+
+def _create_target_tables(settings, source_cluster, target, missing,
+                          created: dict[str, tuple[str, ...]], dry_run: bool = False
+                          ) -> list[str]:
+    """Create the missing target tables, and the user types they use, like the source's;
+    ``created`` gets each table's statements (only collected when ``dry_run``)."""
     problems = []
     source_keyspace = source_cluster.metadata.keyspaces[settings.source.keyspace]
     target_metadata = target.cluster.metadata
@@ -317,6 +425,9 @@ def _create_target_tables(settings, source_cluster, target, missing) -> list[str
             f"TABLE {source_prefix}{quote(mapping.source)} ",
             f"TABLE IF NOT EXISTS {target_prefix}{quote(mapping.target)} ", 1)
         statements.append(create)
+        created[mapping.target] = tuple(statements)
+        if dry_run:
+            continue
         try:
             for statement in statements:
                 _LOG.info("creating on the target: %s", statement.split(" (")[0])
@@ -324,7 +435,8 @@ def _create_target_tables(settings, source_cluster, target, missing) -> list[str
         except Exception as error:  # noqa: BLE001 - named to the user
             problems.append(f"TABLES[{index}]: could not create {settings.target_label(mapping)}"
                             f": {type(error).__name__}: {error}")
-    target.cluster.refresh_schema_metadata()
+    if not dry_run:
+        target.cluster.refresh_schema_metadata()
     return problems
 
 
@@ -415,9 +527,15 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
     if len(problems) > before:
         return None
+    estimated_partitions, estimated_bytes = _size_estimate(source, settings.source.keyspace,
+                                                           mapping.source)
+    per_partition = (_rows_per_partition(source, settings.source.keyspace, source_table)
+                     if estimated_partitions else None)
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
-                     _estimated_partitions(source, settings.source.keyspace, mapping.source),
-                     counters=bool(counters), partitions=partitions)
+                     estimated_partitions, counters=bool(counters), partitions=partitions,
+                     estimated_bytes=estimated_bytes,
+                     estimated_rows=(round(estimated_partitions * per_partition)
+                                     if per_partition else None))
 
 
 def _partition_value(cql_type: str, value):

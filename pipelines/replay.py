@@ -25,7 +25,7 @@ import time
 from apache_beam.io.filesystems import FileSystems
 from cassandra.query import SimpleStatement
 
-from pipelines import logs
+from pipelines import logs, preflight
 from pipelines.config import SettingsError, load_settings
 from transforms import retry
 from transforms.requests import InFlight, outcome_of, resend, send
@@ -106,15 +106,25 @@ def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int
     return written[0], len(failed), again
 
 
-def run(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cassandra-migrate replay",
-        description="Write the rows of dead-letter files again (see the README).")
+        description="Write the rows of dead-letter files again, to the TARGET of the settings, "
+                    "at WRITE_CONSISTENCY with the run's retry policy. Exit 0 every row "
+                    "written, 1 some failed again (see <file>.replay-<time>.jsonl), 2 wrong "
+                    "command line, settings or files.",
+        epilog="Settings: see the settings reference in README.md (section 'Settings').")
     parser.add_argument("path", help="a dead-letter file, a run's folder of them, or a pattern")
-    parser.add_argument("--config", required=True, help="the migrator_settings.yaml of the run")
+    parser.add_argument("--config", required=True, metavar="PATH",
+                        help="the migrator_settings.yaml of the run (required)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override one setting; repeatable")
-    args = parser.parse_args(argv)
+                        metavar="KEY=VALUE",
+                        help="override one setting; repeatable (default: none)")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config, args.overrides)
         files = dead_letter_files(args.path)
@@ -125,14 +135,12 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_file, settings.log_level)
     policy = settings.retry_policy(settings.target, settings.write_consistency)
-    cluster = settings.target.connection.new_cluster()
     try:
-        try:
-            session = cluster.connect()
-        except Exception as error:  # noqa: BLE001 - named to the user
-            _LOG.error("TARGET.HOSTS: cannot connect to %s: %s",
-                       settings.target.connection.describe(), error)
-            return 2
+        cluster, session = preflight.connect("TARGET", settings.target)
+    except SettingsError as error:
+        _LOG.error("%s: %s", settings.path, error)
+        return 2
+    try:
         total_written = total_failed = 0
         for path in files:
             written, failed, again = replay_file(session, path, policy)

@@ -15,7 +15,7 @@ from apache_beam.metrics.metric import MetricsFilter
 COUNTERS = ("rows_read", "rows_written", "rows_failed", "write_retries", "read_retries",
             "consistency_downgrades", "batch_fallbacks", "ranges_failed", "ranges_downgraded",
             "rows_filtered", "rows_unchanged", "rows_skipped", "work_items_skipped",
-            "outage_ms")
+            "outage_ms", "bytes_written")
 
 
 @dataclass
@@ -54,9 +54,12 @@ class TableSummary:
 
     def to_json(self) -> dict:
         counts = {name: value for name, value in self.counts.items() if name != "outage_ms"}
+        seconds = max(self.seconds, 1e-3)
         document = {"source": self.source, "target": self.target, "status": self.status,
                     **counts, "outage_seconds": round(self.counts["outage_ms"] / 1000, 1),
-                    "seconds": round(self.seconds, 3)}
+                    "seconds": round(self.seconds, 3),
+                    "rows_per_second": round(self.counts["rows_written"] / seconds, 1),
+                    "mb_per_second": round(self.counts["bytes_written"] / 1e6 / seconds, 2)}
         if self.dead_letter_records is not None:
             document["dead_letter_records"] = self.dead_letter_records
         if self.ledger is not None:
@@ -107,7 +110,7 @@ MIGRATION_COLUMNS = (
     ("source", "source"), ("target", "target"), ("status", "status"), ("rows_read", "read"),
     ("rows_written", "written"), ("rows_failed", "failed"), ("write_retries", "retries"),
     ("consistency_downgrades", "downgrades"), ("batch_fallbacks", "fallbacks"),
-    ("seconds", "seconds"))
+    ("seconds", "seconds"), ("rows_per_second", "rows/s"), ("mb_per_second", "MB/s"))
 
 
 def counters(metrics, namespace: str, names) -> dict[str, int]:

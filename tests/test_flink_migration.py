@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import HARNESS_SHUTDOWN_RACE
-from tests.helpers import rows_of, run_migration, write_settings
+from tests.helpers import differences, rows_of, run_migration, run_validation, write_settings
 from tools import sample_data
 
 
@@ -41,3 +41,17 @@ def test_50k_rows_migrate_on_flink(tmp_path, keyspace, cassandra_hosts, source_s
     assert resumed["run_id"] == summary["run_id"]
     (table,) = resumed["tables"]
     assert table["rows_read"] == 0 and table["work_items_done"] == table["work_items_total"]
+
+    # A validation on Flink: both sides read by the workers, differences found and repaired.
+    for account in range(100):
+        source_session.execute(f"INSERT INTO {keyspace}.events (account_id, seq, note) "
+                               "VALUES (%s, 1, 'added later')", (1_000_000 + account,))
+    source_rows = rows_of(source_session, keyspace, "events", sample_data.COLUMNS)
+    code, validation = run_validation(settings, "--set", "AUTO_CORRECT=true",
+                                      *flink_job_server.pipeline_args(parallelism=2))
+    assert code == 0, flink_job_server.log_tail()
+    (table,) = validation["tables"]
+    assert table["missing"] == table["corrected"] == 100
+    assert table["valid"] == 50_000
+    assert len(differences(validation)) == table["missing"]
+    assert rows_of(target_session, keyspace, "events", sample_data.COLUMNS) == source_rows

@@ -21,7 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, ttl_key, writetime_key
+from transforms.cells import ttl_key, writetime_key
+from transforms.mapping import newest_writetime
 
 __all__ = ["Comparison", "KINDS", "hashable", "merge"]
 
@@ -144,6 +145,9 @@ class Difference:
     columns: dict
 
 
+_SAME = Difference(VALID, {})
+
+
 @dataclass(frozen=True)
 class Comparison:
     """How to compare the rows of a table, in the target's column names.
@@ -162,8 +166,10 @@ class Comparison:
     window: tuple[int | None, int | None] = (None, None)
 
     def classify(self, source: Mapping | None, target: Mapping | None) -> Difference:
-        if source is not None and not self._in_window(source):
+        if source is not None and self.window != (None, None) and not self._in_window(source):
             return Difference(OUT_OF_WINDOW, {})
+        if source == target:  # the usual case: every value, writetime and TTL the same
+            return _SAME
         if target is None:
             newest = self._newest_of(source, self.columns)
             changed = self.started is not None and newest is not None and newest >= self.started
@@ -225,18 +231,7 @@ class Comparison:
 
     def _in_window(self, row: Mapping) -> bool:
         since, until = self.window
-        if since is None and until is None:
-            return True
-        newest = None
-        for name, value in row.items():
-            if name.startswith(WRITETIME_PREFIX):
-                wt = _newest(value)
-                if wt is not None and (newest is None or wt > newest):
-                    newest = wt
+        newest = newest_writetime(row)
         if newest is None:
             return True  # key columns only: copied whatever the window
         return (since is None or newest >= since) and (until is None or newest < until)
-
-
-def is_cell_key(name: str) -> bool:
-    return name.startswith((WRITETIME_PREFIX, TTL_PREFIX))

@@ -89,20 +89,20 @@ def request_for(statements: list):
 
 
 def within_bytes(members: Iterable[tuple[list, object]], max_bytes: int
-                 ) -> Iterator[list[tuple[list, object]]]:
+                 ) -> Iterator[tuple[list[tuple[list, object]], int]]:
     """Cut (statements, anything) pairs into chunks whose statements carry at most
     ``max_bytes`` of values (a lone member over it is a chunk of its own): Cassandra refuses a
     multi-partition batch over batch_size_fail_threshold (50 KiB by default), and the fallback
-    to single rows would cost far more than smaller batches."""
+    to single rows would cost far more than smaller batches. Yields (chunk, its bytes)."""
     chunk, size = [], 0
     for member in members:
         statements = member[0]
         row_size = sum(len(value) for statement in statements for value in statement.values
                        if isinstance(value, (bytes, bytearray)))
         if chunk and size + row_size > max_bytes:
-            yield chunk
+            yield chunk, size
             chunk, size = [], 0
         chunk.append(member)
         size += row_size
     if chunk:
-        yield chunk
+        yield chunk, size

@@ -29,10 +29,11 @@ from transforms.cells import (
 )
 from transforms.read import WorkItemEnd
 
-__all__ = ["MapColumns", "map_row"]
+__all__ = ["MapColumns", "map_row", "newest_writetime"]
 
 
-def _newest_writetime(row: Mapping) -> int | None:
+def newest_writetime(row: Mapping) -> int | None:
+    """The writetime of a row's newest cell (None: key columns only)."""
     newest = None
     for name, value in row.items():
         if not name.startswith(WRITETIME_PREFIX) or value is None:
@@ -94,7 +95,7 @@ class _MapColumnsFn(beam.DoFn):
             return
         since, until = self._window
         if since is not None or until is not None:
-            newest = _newest_writetime(row)
+            newest = newest_writetime(row)
             if newest is not None and ((since is not None and newest < since)
                                        or (until is not None and newest >= until)):
                 self._filtered.inc()

@@ -63,7 +63,7 @@ class RowWriterFn(beam.DoFn):
     DOWNGRADED_ROWS = "downgraded_rows"
     WORK_ITEMS = "work_items"
     COUNTERS = ("rows_written", "rows_failed", "rows_skipped", "write_retries",
-                "consistency_downgrades", "outage_ms")
+                "consistency_downgrades", "outage_ms", "bytes_written")
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str,
@@ -203,10 +203,17 @@ class RowWriterFn(beam.DoFn):
         """Count a request's retries and the time it waited for an unreachable cluster."""
         self._counters["write_retries"].inc(outcome.retries)
         self._counters["outage_ms"].inc(self._outage_clock.new_milliseconds(outcome))
+        if outcome.retries:
+            self._progress.count("retries", outcome.retries)
 
-    def _written(self, rows: int, tally: ItemTally, unchanged: bool = False) -> None:
+    def _written(self, rows: int, tally: ItemTally, unchanged: bool = False,
+                 size: int = 0) -> None:
+        """``rows`` of ``tally``'s item written (``size`` bytes of values), or found
+        ``unchanged`` (counters)."""
         self._counters["rows_unchanged" if unchanged else "rows_written"].inc(rows)
-        self._progress.add(self._namespace, rows)
+        if size:
+            self._counters["bytes_written"].inc(size)
+        self._progress.add(self._namespace, rows, size)
         if unchanged:
             tally.unchanged += rows
         else:
@@ -225,6 +232,7 @@ class RowWriterFn(beam.DoFn):
     def _downgraded(self, rows: list[Mapping], consistency: int) -> None:
         """Rows written at the fallback level: counted and listed for a later repair."""
         self._counters["consistency_downgrades"].inc(len(rows))
+        self._progress.count("downgrades", len(rows))
         level = retry.consistency_name(consistency)
         for row in rows:
             self._outputs.append((self.DOWNGRADED_ROWS, {
@@ -249,6 +257,7 @@ class RowWriterFn(beam.DoFn):
                                f"{outcome.error}")
         tally.failed += 1
         tally.pending -= 1
+        self._progress.count("dead letters")
         if self._dead_letter_file is None:
             self._counters["rows_failed"].inc()
             self._outputs.append((self.FAILED_ROWS, record))

@@ -65,16 +65,17 @@ class BatchMode(str, enum.Enum):
 
 class _Request:
     """A statement on its way, with the rows it writes (as given, lists included), whether a
-    resend must first ask the list guard again (a row in it still writes a list), and the
-    work item its rows belong to."""
+    resend must first ask the list guard again (a row in it still writes a list), the work
+    item its rows belong to, and the bytes of values it carries."""
 
-    __slots__ = ("statement", "rows", "guarded", "tally", "future")
+    __slots__ = ("statement", "rows", "guarded", "tally", "size", "future")
 
-    def __init__(self, statement, rows, guarded: bool, tally: ItemTally):
+    def __init__(self, statement, rows, guarded: bool, tally: ItemTally, size: int = 0):
         self.statement = statement
         self.rows = rows
         self.guarded = guarded
         self.tally = tally
+        self.size = size  # bytes of values
         self.future = None
 
 
@@ -148,9 +149,9 @@ class _WriteRowsFn(RowWriterFn):
             guarded = self._lists is not None and self._lists.carries_lists(writable)
             groups.setdefault(key, []).append((statements, row, guarded))
         return [_Request(request_for([s for statements, _, _ in chunk for s in statements]),
-                         [row for _, row, _ in chunk], any(g for _, _, g in chunk), tally)
+                         [row for _, row, _ in chunk], any(g for _, _, g in chunk), tally, size)
                 for members in groups.values()
-                for chunk in within_bytes(members, self._max_batch_bytes)]
+                for chunk, size in within_bytes(members, self._max_batch_bytes)]
 
     def _group_key(self, statement):
         if self._batch_mode is BatchMode.PARTITION or self._replica_sets is None:
@@ -159,6 +160,7 @@ class _WriteRowsFn(RowWriterFn):
 
     def _send(self, request: _Request):
         request.future = send(self._session, request.statement, self._policy.consistency)
+        self._progress.watch(request.future)  # the write latency of the progress line
 
     def _resend(self, request: _Request, consistency: int):
         """A retry of a request: the same statement, unless a row in it writes a list, which
@@ -181,7 +183,7 @@ class _WriteRowsFn(RowWriterFn):
                              policy or self._policy, describe=lambda: self._describe(request.rows))
         self._account(outcome)
         if outcome.ok:
-            self._written(request.rows, outcome, request.tally)
+            self._written(request.rows, outcome, request.tally, request.size)
         elif isinstance(outcome.error, retry.TableStopped) or self._stopped():
             self._skipped(len(request.rows), request.tally)
         elif len(request.rows) > 1 and not retry.is_table_fatal(outcome.error):
@@ -211,10 +213,10 @@ class _WriteRowsFn(RowWriterFn):
 
     # ----------------------------------------------------------------- results
 
-    def _written(self, rows, outcome: retry.Outcome, tally: ItemTally):
+    def _written(self, rows, outcome: retry.Outcome, tally: ItemTally, size: int = 0):
         if outcome.downgraded:
             self._downgraded(rows, outcome.consistency)
-        super()._written(len(rows), tally)
+        super()._written(len(rows), tally, size=size)
 
     def _failed(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally):
         self._dead_letter(row, outcome, tally, groups=self._inserts.groups(row))

@@ -1,0 +1,53 @@
+"""Command-line options of the pipelines, as Beam ``PipelineOptions``.
+
+They live apart from the pipeline modules so that ``python -m pipelines.migrate`` (which runs
+that module as ``__main__``) does not define them twice: Beam gives every ``PipelineOptions``
+subclass in the process the same parser, and two definitions of ``--config`` would collide.
+For the same reason the options a run shares (``--config``, ``--set``, ``--resume``) are added
+with ``add_argument_once``: another pipeline's options class may add them too.
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.config import command_line_settings, setting_default
+from pipelines.runs import LATEST  # --resume without a RUN_ID
+
+
+def add_argument_once(parser, *names: str, **options) -> None:
+    """``parser.add_argument`` unless another options class already added that option."""
+    if any(name in parser._option_string_actions for name in names):
+        return
+    parser.add_argument(*names, **options)
+
+
+def add_run_arguments(parser) -> None:
+    """--config, --set and --resume: what every run of a settings file takes."""
+    add_argument_once(parser, "--config", metavar="PATH",
+                      help="path of migrator_settings.yaml, local or gs:// (required)")
+    add_argument_once(parser, "--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="override one setting, e.g. --set MAX_WORKERS=8 or "
+                           "--set TARGET.HOSTS=[10.0.0.5]; repeatable (default: none)")
+    add_argument_once(parser, "--resume", nargs="?", const=LATEST, default=None,
+                      metavar="RUN_ID",
+                      help="finish an earlier run: its work items not done yet (the latest "
+                           "run of this settings file, or RUN_ID; default: a new run)")
+
+
+def yaml_text(value) -> str:
+    """A default as a settings file writes it."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class MigrateOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        add_run_arguments(parser)
+        for option, key, text in command_line_settings():
+            add_argument_once(parser, f"--{option}", default=None,
+                              help=f"{text} (a YAML value; default: "
+                                   f"{yaml_text(setting_default(key))})")

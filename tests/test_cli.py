@@ -1,0 +1,101 @@
+"""The command line: subcommands, their help, the version, and the bare command of old scripts
+(no cluster needed: nothing here connects)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from pipelines import cli
+from pipelines.options import MigrateOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_options() -> list[str]:
+    parser = argparse.ArgumentParser()
+    MigrateOptions._add_argparse_args(parser)
+    return [name for action in parser._actions for name in action.option_strings
+            if name not in ("-h", "--help")]
+
+
+def test_version_prints_the_package_version():
+    expected = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+    completed = command("--version")
+    assert completed.returncode == 0
+    assert completed.stdout.strip() == f"cassandra-migrate {expected}"
+    legacy = subprocess.run([sys.executable, "-m", "pipelines.migrate", "--version"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert legacy.stdout.strip() == f"cassandra-migrate {expected}"
+
+
+def test_top_level_help_names_every_subcommand():
+    completed = command("--help")
+    assert completed.returncode == 0
+    for name in ("migrate", "plan", "validate", "replay", "--version"):
+        assert name in completed.stdout
+    assert "Settings" in completed.stdout and "README.md" in completed.stdout
+
+
+@pytest.mark.parametrize("subcommand", ["migrate", "plan"])
+def test_help_of_a_run_names_every_option_with_its_default(subcommand):
+    completed = command(subcommand, "--help")
+    assert completed.returncode == 0
+    text = completed.stdout
+    options = run_options()
+    assert len(options) > 50  # --config, --set, --resume and one per setting
+    for option in options:
+        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), option
+    flat = " ".join(text.split())
+    assert re.search(r"--max_workers MAX_WORKERS Overrides MAX_WORKERS [^)]*default: 5\)", flat)
+    assert "default: migrator_ledger)" in flat
+    assert "README.md" in text and "Beam pipeline option" in text
+
+
+def test_help_of_validate_names_its_options_and_settings():
+    completed = command("validate", "--help")
+    assert completed.returncode == 0
+    for name in ("--config", "--set", "--resume", *cli.VALIDATE_SETTINGS, "README.md"):
+        assert name in completed.stdout, name
+
+
+def test_help_of_replay_names_its_options():
+    completed = command("replay", "--help")
+    assert completed.returncode == 0
+    for name in ("--config", "--set", "path", "README.md"):
+        assert name in completed.stdout, name
+
+
+def test_the_bare_command_is_a_migration(tmp_path):
+    missing = tmp_path / "absent.yaml"
+    completed = command("--config", str(missing))
+    assert completed.returncode == 2
+    assert completed.stderr.strip().endswith(f"error: {missing}: settings file not found")
+    assert "Traceback" not in completed.stderr
+
+
+def test_validate_goes_to_the_validator_without_its_word(monkeypatch):
+    received = []
+    fake = types.ModuleType("pipelines.validate")
+    fake.run = lambda argv: received.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "pipelines.validate", fake)
+    argv = ["--config", "s.yaml", "--set", "SAMPLE_PERCENT=5", "--resume", "--runner=direct"]
+    assert cli.run(["validate", *argv]) == 7
+    assert received == [argv]
+
+
+def test_a_missing_subcommand_module_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pipelines.validate", None)  # as if not installed
+    assert cli.run(["validate", "--config", "s.yaml"]) == 2
+    assert "validate is not part of this installation" in capsys.readouterr().err
