@@ -89,14 +89,15 @@ def _runner_name(options: PipelineOptions) -> str:
     return name.rsplit(".", 1)[-1].lower().removesuffix("runner")
 
 
-def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOptions) -> None:
-    """Dataflow workers write on their own disks, which vanish with them: dead letters must go
-    to a bucket there."""
-    if "://" in settings.failed_rows_dir or _runner_name(options) not in ("dataflow",
-                                                                          "testdataflow"):
+def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOptions,
+                                     key: str = "FAILED_ROWS_DIR") -> None:
+    """Dataflow workers write on their own disks, which vanish with them: dead letters (and a
+    validation's differences, ``key`` DIFFERENCES_DIR) must go to a bucket there."""
+    folder = getattr(settings, key.lower())
+    if "://" in folder or _runner_name(options) not in ("dataflow", "testdataflow"):
         return
     raise SettingsError(
-        f"{settings.path}: FAILED_ROWS_DIR: {settings.failed_rows_dir} is a local path, which "
+        f"{settings.path}: {key}: {folder} is a local path, which "
         "the DataflowRunner's workers would write on their own disks; use gs://<bucket>/<path> "
         "(a bucket the workers' service account can write)")
 
@@ -296,6 +297,21 @@ def _remove_empty_local_files(paths: list[str], keep_directory: bool = False) ->
     return kept
 
 
+def load_run(argv: list[str], folder_key: str = "FAILED_ROWS_DIR"
+             ) -> tuple[PipelineOptions, MigrateOptions, Settings]:
+    """The options and checked settings of a run (migrate, plan, validate); SettingsError when
+    they cannot be used (nothing has connected yet). ``folder_key``: the setting of the folder
+    the workers write to."""
+    options = PipelineOptions(argv)
+    run_options = options.view_as(MigrateOptions)
+    if not run_options.config:
+        raise SettingsError("--config PATH (the migrator_settings.yaml to use) is required")
+    settings = load_settings(run_options.config, command_line_overrides(options))
+    check_secrets_for_runner(settings, options)
+    check_dead_letter_dir_for_runner(settings, options, folder_key)
+    return options, run_options, settings
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings). An
     ``argv`` that starts with a subcommand (``replay PATH ...``) goes to ``pipelines.cli``."""
@@ -304,16 +320,8 @@ def run(argv: list[str] | None = None) -> int:
         from pipelines import cli
 
         return cli.run(argv)
-    options = PipelineOptions(argv)
-    migrate_options = options.view_as(MigrateOptions)
-    if not migrate_options.config:
-        print("error: --config PATH (the migrator_settings.yaml to use) is required",
-              file=sys.stderr)
-        return 2
     try:
-        settings = load_settings(migrate_options.config, command_line_overrides(options))
-        check_secrets_for_runner(settings, options)
-        check_dead_letter_dir_for_runner(settings, options)
+        options, migrate_options, settings = load_run(argv)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

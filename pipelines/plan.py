@@ -17,8 +17,8 @@ import sys
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipelines import logs, migrate, preflight, runs
-from pipelines.config import Settings, SettingsError, load_settings
-from pipelines.options import MigrateOptions, yaml_text
+from pipelines.config import Settings, SettingsError
+from pipelines.options import yaml_text
 from pipelines.preflight import TablePlan
 from transforms import retry, versions
 from transforms.ledger import DONE, Ledger
@@ -29,16 +29,8 @@ _LOG = logging.getLogger("migrator.plan")
 
 def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    options = PipelineOptions(argv)
-    plan_options = options.view_as(MigrateOptions)
-    if not plan_options.config:
-        print("error: --config PATH (the migrator_settings.yaml to use) is required",
-              file=sys.stderr)
-        return 2
     try:
-        settings = load_settings(plan_options.config, migrate.command_line_overrides(options))
-        migrate.check_secrets_for_runner(settings, options)
-        migrate.check_dead_letter_dir_for_runner(settings, options)
+        options, plan_options, settings = migrate.load_run(argv)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

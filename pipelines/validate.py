@@ -31,15 +31,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import logs, preflight, runs, summary
-from pipelines.config import Settings, SettingsError, load_settings
-from pipelines.migrate import (
-    MigrateOptions,
-    _runner_options,
-    check_secrets_for_runner,
-    command_line_overrides,
-    count_records,
-    splits_for,
-)
+from pipelines.config import Settings, SettingsError
+from pipelines.migrate import _runner_options, count_records, load_run, splits_for
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, WriteToCassandra
 from transforms.compare import KINDS, OUT_OF_WINDOW, Comparison
@@ -47,9 +40,6 @@ from transforms.ledger import RecordWorkItems
 from transforms.validate import ValidateTable, ValidationOptions, ValidationSide
 
 _LOG = logging.getLogger("migrator")
-
-# The command line of a validation is the migration's: --config, --set, --resume, Beam options.
-ValidateOptions = MigrateOptions
 
 COUNTS = (*KINDS, OUT_OF_WINDOW, "corrected", "deleted", "delete_failed", "correction_failed",
           "rows_read_source", "rows_read_target", "ranges_failed")
@@ -75,15 +65,8 @@ def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["validate"]:
         argv = argv[1:]
-    options = PipelineOptions(argv)
-    validate_options = options.view_as(ValidateOptions)
-    if not validate_options.config:
-        print("error: --config PATH (the migrator_settings.yaml to use) is required",
-              file=sys.stderr)
-        return 2
     try:
-        settings = load_settings(validate_options.config, command_line_overrides(options))
-        check_secrets_for_runner(settings, options)
+        options, validate_options, settings = load_run(argv, "DIFFERENCES_DIR")
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -48,6 +48,21 @@ def test_a_local_dead_letter_dir_is_refused_on_dataflow(tmp_path, capsys, runner
     assert not (tmp_path / "s.json").exists() and not (tmp_path / "m.log").exists()
 
 
+def test_a_local_differences_dir_is_refused_for_a_validation_on_dataflow(tmp_path, capsys):
+    from pipelines import validate
+
+    path = tmp_path / "migrator_settings.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "FAILED_ROWS_DIR": "gs://bucket/dead",
+                                    "LOG_FILE": str(tmp_path / "m.log"),
+                                    "DIFFERENCES_DIR": str(tmp_path / "differences")}))
+
+    assert validate.run(["--config", str(path), "--runner=DataflowRunner"]) == 2
+
+    error = capsys.readouterr().err
+    assert f"DIFFERENCES_DIR: {tmp_path / 'differences'} is a local path" in error
+    assert not (tmp_path / "m.log").exists()
+
+
 def test_a_bucket_dead_letter_dir_passes_on_dataflow_and_any_dir_elsewhere(tmp_path):
     bucket = settings_with(tmp_path, FAILED_ROWS_DIR="gs://bucket/dead")
     local = settings_with(tmp_path, FAILED_ROWS_DIR="dead")

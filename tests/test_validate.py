@@ -25,6 +25,15 @@ def _by_kind(summary) -> dict[str, set]:
     return found
 
 
+def _copied(tmp_path, hosts, keyspace, source_session, rows: int, shape: str, **settings):
+    """``events`` filled on the source and migrated; the settings of the copy."""
+    sample_data.fill_table(source_session, keyspace, "events", rows, shape)
+    path = write_settings(tmp_path, *hosts[:2], keyspace, ["events"], CREATE_TARGET_TABLES=True,
+                          **settings)
+    assert run_migration(path)[0] == 0
+    return path
+
+
 def _table(summary) -> dict:
     (table,) = summary["tables"]
     return table
@@ -59,10 +68,7 @@ def test_a_clean_copy_of_every_shape_is_valid_row_for_row(
 
 def test_every_kind_of_difference_is_found_and_auto_correct_repairs_only_what_it_should(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session):
-    sample_data.fill_table(source_session, keyspace, "events", 2_000, "mixed")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              CREATE_TARGET_TABLES=True)
-    assert run_migration(settings)[0] == 0
+    settings = _copied(tmp_path, cassandra_hosts, keyspace, source_session, 2_000, "mixed")
     keys = sorted(rows_of(source_session, keyspace, "events", ("account_id", "seq")))
     table = f"{keyspace}.events"
     # The source moves on: 100 new rows, 100 values changed, 50 cells written again with the
@@ -141,10 +147,7 @@ def test_every_kind_of_difference_is_found_and_auto_correct_repairs_only_what_it
 
 def test_rows_deleted_on_the_target_are_missing_and_only_a_rewrite_at_a_new_time_restores_them(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session):
-    sample_data.fill_table(source_session, keyspace, "events", 1_000, "narrow")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              CREATE_TARGET_TABLES=True)
-    assert run_migration(settings)[0] == 0
+    settings = _copied(tmp_path, cassandra_hosts, keyspace, source_session, 1_000, "narrow")
     deleted = sorted(rows_of(target_session, keyspace, "events", ("account_id", "seq")))[:30]
     for account, seq in deleted:
         target_session.execute(f"DELETE FROM {keyspace}.events WHERE account_id = %s "
@@ -200,10 +203,7 @@ def test_a_changed_counter_is_found_and_corrected_without_doubling(
 
 def test_writes_to_the_source_during_a_validation_are_changed_not_mismatched(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session):
-    sample_data.fill_table(source_session, keyspace, "events", 1_000, "narrow")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              CREATE_TARGET_TABLES=True)
-    assert run_migration(settings)[0] == 0
+    settings = _copied(tmp_path, cassandra_hosts, keyspace, source_session, 1_000, "narrow")
     keys = sorted(rows_of(source_session, keyspace, "events", ("account_id", "seq")))
     # Writes with a writetime after the validation's start are what a write made while it runs
     # looks like to it (a live write during a run cannot be timed against the reads).
@@ -230,10 +230,7 @@ def test_writes_to_the_source_during_a_validation_are_changed_not_mismatched(
 def test_a_killed_validation_resumes_where_it_stopped(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session):
     rows = 40_000
-    sample_data.fill_table(source_session, keyspace, "events", rows, "narrow")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              CREATE_TARGET_TABLES=True, SPLITS=64)
-    assert run_migration(settings)[0] == 0
+    _copied(tmp_path, cassandra_hosts, keyspace, source_session, rows, "narrow", SPLITS=64)
     slow = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"], SPLITS=64,
                           FETCH_BATCH_SIZE=10, MAX_WORKERS=1)
     process = subprocess.Popen([sys.executable, "-m", "pipelines.validate", "--config",
@@ -264,10 +261,8 @@ def test_a_killed_validation_resumes_where_it_stopped(
 
 def test_a_sample_validates_a_share_of_the_token_ranges(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session):
-    sample_data.fill_table(source_session, keyspace, "events", 4_000, "narrow")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              CREATE_TARGET_TABLES=True, SPLITS=100)
-    assert run_migration(settings)[0] == 0
+    settings = _copied(tmp_path, cassandra_hosts, keyspace, source_session, 4_000, "narrow",
+                       SPLITS=100)
 
     code, summary = run_validation(settings, "--set", "SAMPLE_PERCENT=25")
 
