@@ -234,8 +234,9 @@ def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result, d
     status = ("failed" if failed else "differences" if any(
         table["status"] == "differences" for table in tables) else "corrected" if any(
         table["status"] == "corrected" for table in tables) else "valid")
+    totals = {kind: sum(table[kind] or 0 for table in tables) for kind in COUNTS}
     report = {"run_id": run.run_id, "status": status, "seconds": round(time.time() - started, 3),
-              "sample_percent": settings.sample_percent, "tables": tables,
+              "sample_percent": settings.sample_percent, "tables": tables, "totals": totals,
               "differences_files": files}
     if error is not None:
         report["error"] = error

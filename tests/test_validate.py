@@ -64,6 +64,7 @@ def test_a_clean_copy_of_every_shape_is_valid_row_for_row(
                      "changed_during_validation"):
             assert table[kind] == 0, (name, kind, table)
     assert differences(summary) == []
+    assert summary["totals"]["valid"] == sum(source_rows.values())
 
 
 def test_every_kind_of_difference_is_found_and_auto_correct_repairs_only_what_it_should(
