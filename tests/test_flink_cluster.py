@@ -85,31 +85,6 @@ def _workers_started(cluster) -> int:
     return cluster.log_paths()["worker-pool"].read_text().count("started SDK worker")
 
 
-def test_200k_rows_migrate_on_a_flink_cluster(tmp_path, keyspace, cassandra_hosts,
-                                              source_session, target_session, cluster):
-    sample_data.fill_table(source_session, keyspace, "events", 200_000, "mixed")
-    sample_data.create_table(target_session, keyspace, "events")
-    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
-                              MAX_WORKERS=PARALLELISM)
-    workers_before = _workers_started(cluster)
-
-    code, summary = run_migration(settings, *_pipeline_args(cluster))
-
-    assert code == 0, cluster.log_tail()
-    source_rows = rows_of(source_session, keyspace, "events", sample_data.COLUMNS)
-    assert len(source_rows) == 200_000
-    assert rows_of(target_session, keyspace, "events", sample_data.COLUMNS) == source_rows
-    (table,) = summary["tables"]
-    # The counters came back from the TaskManagers through the runner ...
-    assert (table["rows_read"], table["rows_written"], table["rows_failed"]) == (
-        200_000, 200_000, 0)
-    # ... and the workers recorded every work item in the ledger.
-    assert table["work_items_done"] == table["work_items_total"] > 1
-    assert table["run_rows_written"] == 200_000
-    # The pool started SDK workers (other processes) for this job.
-    assert _workers_started(cluster) >= workers_before + PARALLELISM
-
-
 @pytest.fixture
 def target_login(tmp_path):
     """TARGET settings: the workers log in with the password only they hold (PASSWORD_ENV set
@@ -131,30 +106,61 @@ def _assert_no_password_logged(tmp_path: Path, cluster) -> None:
         assert not any(secret in text for text in texts)
 
 
-def test_dead_letters_written_by_the_workers_are_where_the_summary_says(
+ROWS = 200_000
+RATE = 6_000  # rows/s for the run: 200,000 rows take over 30 s
+BAD_ACCOUNTS = range(0, 200, 10)
+
+
+def test_a_migration_on_a_flink_cluster_with_dead_letters_a_workers_password_and_a_rate_limit(
         tmp_path, keyspace, cassandra_hosts, source_session, guarded_target, cluster,
         target_login):
+    """One job (each job costs Flink a round of SDK worker starts): 200,000 rows with
+    parallelism 2, row for row; a second table with rows over the target's guardrail, whose
+    dead letters the workers write where the summary says; the target's password only in the
+    workers' environment; MAX_ROWS_PER_SECOND held by the run as a whole over 30 s."""
     host, admin = guarded_target
     create_keyspace(admin, keyspace)
     try:
+        sample_data.fill_table(source_session, keyspace, "events", ROWS, "mixed")
         sample_data.fill_table(source_session, keyspace, "guarded", 2_000, "mixed")
-        sample_data.create_table(admin, keyspace, "guarded")
-        bad_accounts = range(0, 200, 10)
-        for account in bad_accounts:
+        for account in BAD_ACCOUNTS:
             source_session.execute(f"UPDATE {keyspace}.guarded SET note = %s "
                                    "WHERE account_id = %s AND seq = 0", ("x" * 5000, account))
-        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["guarded"],
-                                  TARGET=target_login, LEDGER_KEYSPACE=LEDGER_KEYSPACE)
+        for table in ("events", "guarded"):
+            sample_data.create_table(admin, keyspace, table)
+        # Many small work items, so that the two writers (one per TaskManager, each holding
+        # half of the limit) get about the same share of the rows.
+        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace,
+                                  ["events", "guarded"], TARGET=target_login,
+                                  LEDGER_KEYSPACE=LEDGER_KEYSPACE, MAX_WORKERS=PARALLELISM,
+                                  MAX_ROWS_PER_SECOND=RATE, SPLITS=400)
+        workers_before = _workers_started(cluster)
 
         code, summary = run_migration(settings, *_pipeline_args(cluster))
 
-        assert code == 1, cluster.log_tail()
-        (table,) = summary["tables"]
-        assert (table["rows_read"], table["rows_written"], table["rows_failed"]) == (
-            2_000, 2_000 - len(bad_accounts), len(bad_accounts))
+        assert code == 1, cluster.log_tail()  # the guarded table's rows over the guardrail
+        tables = {table["source"].split(".")[1]: table for table in summary["tables"]}
+        events, guarded = tables["events"], tables["guarded"]
+        # 200,000 rows, row for row; the counters came back from the TaskManagers through the
+        # runner, and the workers recorded every work item in the ledger.
+        source_rows = rows_of(source_session, keyspace, "events", sample_data.COLUMNS)
+        assert len(source_rows) == ROWS
+        assert rows_of(admin, keyspace, "events", sample_data.COLUMNS) == source_rows
+        assert (events["rows_read"], events["rows_written"], events["rows_failed"]) == (
+            ROWS, ROWS, 0)
+        assert events["status"] == "success"
+        assert events["work_items_done"] == events["work_items_total"] > 1
+        assert events["run_rows_written"] == ROWS
+        # The pool started SDK workers (other processes) for this job.
+        assert _workers_started(cluster) >= workers_before + PARALLELISM
+
+        # Dead letters, written by the workers where the summary says they are.
+        assert (guarded["rows_read"], guarded["rows_written"], guarded["rows_failed"]) == (
+            2_000, 2_000 - len(BAD_ACCOUNTS), len(BAD_ACCOUNTS))
         # An item with a dead letter is settled as failed in the ledger (replay, or resume).
-        assert table["work_items_done"] + table["work_items_failed"] == table["work_items_total"]
-        assert 0 < table["work_items_failed"] <= len(bad_accounts)
+        assert (guarded["work_items_done"] + guarded["work_items_failed"]
+                == guarded["work_items_total"])
+        assert 0 < guarded["work_items_failed"] <= len(BAD_ACCOUNTS)
         files = summary["dead_letter_files"]
         assert files and all(".failed_rows." in path for path in files)
         assert all(Path(path).is_file() and Path(path).is_relative_to(tmp_path)
@@ -162,53 +168,22 @@ def test_dead_letters_written_by_the_workers_are_where_the_summary_says(
         records = [json.loads(line) for path in files
                    for line in Path(path).read_text().splitlines() if line]
         assert sorted(record["partition_key"]["account_id"] for record in records) == list(
-            bad_accounts)
+            BAD_ACCOUNTS)
         assert all(record["error"] == "InvalidRequest" and record["row"]["note"] == "x" * 5000
                    for record in records)
         expected = [row for row in rows_of(source_session, keyspace, "guarded",
                                            sample_data.COLUMNS)
-                    if not (row[0] in bad_accounts and row[1] == 0)]
+                    if not (row[0] in BAD_ACCOUNTS and row[1] == 0)]
         assert rows_of(admin, keyspace, "guarded", sample_data.COLUMNS) == expected
         # The workers' log records reached the TaskManagers' logs.
         assert "clustering {'seq': 0}" in cluster.taskmanager_log()
-        _assert_no_password_logged(tmp_path, cluster)
-    finally:
-        admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
 
+        # The rate, from the run's own figures: every row written over the time from the big
+        # table's first to its last write (the small table's rows share the limit meanwhile).
+        written = events["rows_written"] + guarded["rows_written"]
+        assert events["seconds"] >= 30
+        assert abs(written / events["seconds"] - RATE) <= RATE * 0.05, (written, events)
 
-RATE = 1_000
-RATE_SECONDS = 30
-
-
-def test_a_rate_limited_run_with_a_password_only_the_workers_hold(
-        tmp_path, keyspace, cassandra_hosts, source_session, guarded_target, cluster,
-        target_login):
-    """MAX_ROWS_PER_SECOND holds for the run as a whole (two writing processes, each with half
-    of it); the run logs in with the workers' password and succeeds."""
-    host, admin = guarded_target
-    create_keyspace(admin, keyspace)
-    try:
-        rows = RATE * RATE_SECONDS
-        sample_data.fill_table(source_session, keyspace, "events", rows, "narrow")
-        sample_data.create_table(admin, keyspace, "events")
-        # Many small work items, so that the two writers (one per TaskManager, each holding
-        # half of the limit) get about the same share of the rows.
-        settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace, ["events"],
-                                  TARGET=target_login, LEDGER_KEYSPACE=LEDGER_KEYSPACE,
-                                  MAX_WORKERS=PARALLELISM, MAX_ROWS_PER_SECOND=RATE,
-                                  SPLITS=1000, BATCH_INSERT_SIZE=20)
-
-        code, summary = run_migration(settings, *_pipeline_args(cluster))
-
-        assert code == 0, cluster.log_tail()
-        (table,) = summary["tables"]
-        assert table["rows_written"] == rows and table["rows_failed"] == 0
-        assert table["work_items_done"] == table["work_items_total"]
-        assert rows_of(admin, keyspace, "events", sample_data.COLUMNS) == rows_of(
-            source_session, keyspace, "events", sample_data.COLUMNS)
-        # The run's own figures: rows written over the time from its first to its last write.
-        assert table["seconds"] >= RATE_SECONDS * 0.95
-        assert abs(table["rows_per_second"] - RATE) <= RATE * 0.05, table
         _assert_no_password_logged(tmp_path, cluster)
     finally:
         admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
