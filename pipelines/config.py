@@ -12,6 +12,7 @@ password is refused from ``--set``: the command line is visible to every user of
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
@@ -58,6 +59,14 @@ class TableMapping:
 class ClusterSettings:
     connection: CassandraConnection
     keyspace: str
+    # The launcher's own login (``LAUNCHER``), when the workers' password lives on the workers
+    # only; None: the launcher logs in as the workers do.
+    launcher_login: CassandraConnection | None = None
+
+    @property
+    def launcher_connection(self) -> CassandraConnection:
+        """How the launcher connects for its checks and the ledger."""
+        return self.launcher_login or self.connection
 
 
 @dataclass(frozen=True)
@@ -273,11 +282,20 @@ _CLUSTER_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "PASSWORD_ENV": (None, _optional(_text)),
     "PASSWORD_FILE": (None, _optional(_text)),
     "SSL": (None, None),
+    "LAUNCHER": (None, None),
     "PROTOCOL_VERSION": (None, _optional(_integer(3, 6))),
     "CONNECT_TIMEOUT_SECONDS": (10.0, _number(0.1, 600)),
     "REQUEST_TIMEOUT_SECONDS": (30.0, _number(0.1, 3600)),
 }
 _REQUIRED_CLUSTER_KEYS = ("HOSTS", "KEYSPACE")
+
+# The launcher's own login: the workers' PASSWORD_ENV / PASSWORD_FILE are then read on the
+# workers only.
+_LAUNCHER_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "USERNAME": (None, _text),
+    "PASSWORD_ENV": (None, _optional(_text)),
+    "PASSWORD_FILE": (None, _optional(_text)),
+}
 
 _SSL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "ENABLED": (False, _boolean),
@@ -344,10 +362,12 @@ def _cluster(problems: _Problems, name: str, raw: Any) -> ClusterSettings | None
         problems.add(f"{name}", f"give only one of {', '.join(secrets)}")
     if secrets and not values.get("USERNAME"):
         problems.add(f"{name}.USERNAME", f"is required with {secrets[0]}")
-    if values.get("PASSWORD_ENV") and values["PASSWORD_ENV"] not in os.environ:
-        problems.add(f"{name}.PASSWORD_ENV",
-                     f"environment variable {values['PASSWORD_ENV']} is not set")
-    _file_readable(problems, f"{name}.PASSWORD_FILE", values.get("PASSWORD_FILE"))
+    launcher = _launcher_login(problems, name, values["LAUNCHER"])
+    if launcher is None:  # the launcher reads the workers' secret too: it must be here
+        if values.get("PASSWORD_ENV") and values["PASSWORD_ENV"] not in os.environ:
+            problems.add(f"{name}.PASSWORD_ENV",
+                         f"environment variable {values['PASSWORD_ENV']} is not set")
+        _file_readable(problems, f"{name}.PASSWORD_FILE", values.get("PASSWORD_FILE"))
     if len(problems.messages) > before:
         return None
     connection = CassandraConnection(
@@ -357,7 +377,34 @@ def _cluster(problems: _Problems, name: str, raw: Any) -> ClusterSettings | None
         protocol_version=values["PROTOCOL_VERSION"],
         connect_timeout=values["CONNECT_TIMEOUT_SECONDS"],
         request_timeout=values["REQUEST_TIMEOUT_SECONDS"])
-    return ClusterSettings(connection, values["KEYSPACE"])
+    if launcher is not None:
+        launcher = dataclasses.replace(connection, password=None, **launcher)
+    return ClusterSettings(connection, values["KEYSPACE"], launcher)
+
+
+def _launcher_login(problems: _Problems, name: str, raw: Any) -> dict | None:
+    """``{name}.LAUNCHER``: the login the launcher uses instead of the workers' (USERNAME and
+    PASSWORD_ENV or PASSWORD_FILE, read here); None when not given or wrong."""
+    if raw is None:
+        return None
+    where = f"{name}.LAUNCHER"
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"must be a mapping with USERNAME and PASSWORD_ENV or "
+                            f"PASSWORD_FILE, not {_type_name(raw)}")
+        return None
+    if raw.get("USERNAME") is None:
+        problems.add(f"{where}.USERNAME", "is required")
+    values = _section(problems, f"{where}.", raw, _LAUNCHER_KEYS)
+    secrets = [key for key in ("PASSWORD_ENV", "PASSWORD_FILE") if values.get(key)]
+    if len(secrets) != 1:
+        problems.add(where, "give one of PASSWORD_ENV, PASSWORD_FILE (a password in the "
+                            "settings file is not accepted here)")
+    if values.get("PASSWORD_ENV") and values["PASSWORD_ENV"] not in os.environ:
+        problems.add(f"{where}.PASSWORD_ENV",
+                     f"environment variable {values['PASSWORD_ENV']} is not set")
+    _file_readable(problems, f"{where}.PASSWORD_FILE", values.get("PASSWORD_FILE"))
+    return {"username": values.get("USERNAME"), "password_env": values.get("PASSWORD_ENV"),
+            "password_file": values.get("PASSWORD_FILE")}
 
 
 def _writetime(value) -> int:
@@ -582,7 +629,7 @@ def command_line_settings() -> list[tuple[str, str, str]]:
         options.append((key.lower(), key, f"Overrides {key} of the settings file"))
     for side in ("SOURCE", "TARGET"):
         for key in _CLUSTER_KEYS:
-            if key in ("PASSWORD", "SSL"):
+            if key in ("PASSWORD", "SSL", "LAUNCHER"):
                 continue
             options.append((f"{side}_{key}".lower(), f"{side}.{key}",
                             f"Overrides {side}.{key} of the settings file"))

@@ -31,6 +31,7 @@ from apache_beam.options.pipeline_options import (
     FlinkRunnerOptions,
     PipelineOptions,
     PortableOptions,
+    SetupOptions,
     StandardOptions,
     WorkerOptions,
 )
@@ -52,6 +53,10 @@ SPLITS_PER_WORKER = 16
 PARTITIONS_PER_SPLIT = 20_000
 MAX_AUTO_SPLITS = 10_000
 
+# Modules every SDK worker imports before its first bundle (see _runner_options).
+WORKER_IMPORTS = ("transforms", "transforms.ledger", "transforms.dead_letters",
+                  "transforms.mapping", "transforms.counters", "transforms.validate")
+
 
 def command_line_overrides(options: PipelineOptions) -> list[str]:
     """KEY=VALUE for each setting given as its own option, then the --set ones (which win)."""
@@ -68,8 +73,17 @@ def namespace_of(plan: TablePlan) -> str:
 
 def check_secrets_for_runner(settings: Settings, options: PipelineOptions) -> None:
     """A password written in the settings file would travel inside the pipeline to remote
-    workers; on a distributed runner it must come from PASSWORD_ENV or PASSWORD_FILE."""
+    workers; on a distributed runner it must come from PASSWORD_ENV or PASSWORD_FILE. With a
+    LAUNCHER login the workers' secret is not checked at loading (it may live on the workers
+    only): when the workers are this process, it must be here."""
     runner = options.view_as(StandardOptions).runner
+    if _workers_in_this_process(options):
+        for name, side in (("SOURCE", settings.source), ("TARGET", settings.target)):
+            variable = side.connection.password_env
+            if side.launcher_login is not None and variable and variable not in os.environ:
+                raise SettingsError(
+                    f"{settings.path}: {name}.PASSWORD_ENV: environment variable {variable} is "
+                    f"not set, and the {runner or 'DirectRunner'}'s workers run in this process")
     if runner in (None, "DirectRunner", "direct"):
         return
     inline = [name for name, side in (("SOURCE", settings.source), ("TARGET", settings.target))
@@ -87,6 +101,18 @@ def _runner_name(options: PipelineOptions) -> str:
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     name = runner if isinstance(runner, str) else type(runner).__name__
     return name.rsplit(".", 1)[-1].lower().removesuffix("runner")
+
+
+def _workers_in_this_process(options: PipelineOptions) -> bool:
+    """The DirectRunner, and a LOOPBACK environment (FlinkRunner's choice for an embedded
+    Flink when none is given), run the SDK workers in the launching process."""
+    runner = _runner_name(options)
+    if runner in ("direct", "bundlebaseddirect", "switchingdirect"):
+        return True
+    environment = (options.view_as(PortableOptions).environment_type or "").upper()
+    if not environment and runner == "flink":
+        return options.view_as(FlinkRunnerOptions).flink_master in ("[local]", "[auto]", None)
+    return environment == "LOOPBACK"
 
 
 def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOptions,
@@ -198,10 +224,7 @@ def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
             return vms
         return vms * _vcpus(workers.machine_type)
     environment = (options.view_as(PortableOptions).environment_type or "").upper()
-    if not environment and runner == "flink" and options.view_as(
-            FlinkRunnerOptions).flink_master in ("[local]", "[auto]", None):
-        environment = "LOOPBACK"  # what FlinkRunner chooses for an embedded Flink
-    if environment == "LOOPBACK" or "EMBEDDED_PYTHON" in environment:
+    if _workers_in_this_process(options) or "EMBEDDED_PYTHON" in environment:
         return 1
     parallelism = options.view_as(FlinkRunnerOptions).parallelism
     return parallelism if parallelism and parallelism > 0 else settings.max_workers
@@ -264,6 +287,12 @@ def _runner_options(options: PipelineOptions, settings: Settings, argv: list[str
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
+    # A new SDK worker process decodes its first elements on several bundle threads at once; a
+    # pickled work item then imports transforms.read on one thread while another runs the
+    # package's __init__ (ImportError, partially initialized module). Beam imports these
+    # before the harness starts (sdk_worker_main), so no bundle thread imports our modules.
+    setup = options.view_as(SetupOptions)
+    setup.beam_plugins = list(dict.fromkeys([*(setup.beam_plugins or []), *WORKER_IMPORTS]))
     if standard.runner in ("FlinkRunner", "PortableRunner"):
         flink = options.view_as(FlinkRunnerOptions)
         if not any(arg.startswith("--parallelism") for arg in argv):

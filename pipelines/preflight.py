@@ -74,11 +74,16 @@ def _normalise(cql_type: str) -> str:
     return _TYPE_ALIASES.get(cql_type, cql_type)
 
 
-def connect(name: str, cluster_settings: ClusterSettings):
+def connect(name: str, cluster_settings: ClusterSettings, as_launcher: bool = True):
     """(Cluster, Session) of one side; a ``SettingsError`` naming the setting at fault when the
     cluster cannot be reached or refuses us (``name`` is SOURCE or TARGET). The driver's own
-    error, with its traceback, goes to the log at DEBUG; the message never holds a password."""
+    error, with its traceback, goes to the log at DEBUG; the message never holds a password.
+
+    ``as_launcher``: with the launcher's own login (``{name}.LAUNCHER``) when the settings give
+    one, for the checks and the ledger; else with the workers' login (a replay writes rows)."""
     connection = cluster_settings.connection
+    if as_launcher and cluster_settings.launcher_login is not None:
+        connection, name = cluster_settings.launcher_login, f"{name}.LAUNCHER"
     cluster = None
     try:
         cluster = connection.new_cluster()

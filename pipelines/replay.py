@@ -136,7 +136,7 @@ def run(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_file, settings.log_level)
     policy = settings.retry_policy(settings.target, settings.write_consistency)
     try:
-        cluster, session = preflight.connect("TARGET", settings.target)
+        cluster, session = preflight.connect("TARGET", settings.target, as_launcher=False)
     except SettingsError as error:
         _LOG.error("%s: %s", settings.path, error)
         return 2

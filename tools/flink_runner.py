@@ -272,8 +272,10 @@ class FlinkJobServer:
 
     def __init__(self, *, port: int | None = None, max_heap: str = DEFAULT_MAX_HEAP,
                  log_level: str = DEFAULT_LOG_LEVEL,
-                 start_timeout: float = START_TIMEOUT_SECONDS) -> None:
+                 start_timeout: float = START_TIMEOUT_SECONDS,
+                 flink_master: str = "[local]") -> None:
         self.port = port
+        self.flink_master = flink_master
         self.max_heap = max_heap
         self.log_level = log_level
         self.start_timeout = start_timeout
@@ -286,6 +288,12 @@ class FlinkJobServer:
         if self._process is None:
             raise FlinkRunnerError("the Flink job server is not started")
         return f"localhost:{self.port}"
+
+    @property
+    def artifacts_dir(self) -> Path | None:
+        """Where the job server stages each job's artifacts (the Python SDK workers of a
+        cluster on this machine read them from here)."""
+        return self._artifacts_dir
 
     @property
     def pid(self) -> int | None:
@@ -315,7 +323,7 @@ class FlinkJobServer:
         self.log_path = _new_log_path(self.port)
         self._artifacts_dir = Path(tempfile.mkdtemp(prefix="artifacts-", dir=CACHE_DIR))
         command = [java, *job_server_jvm_flags(self.max_heap, self.log_level),
-                   "-jar", str(launcher), "--flink-master=[local]",
+                   "-jar", str(launcher), f"--flink-master={self.flink_master}",
                    "--job-port", str(self.port), "--artifact-port", "0",
                    "--expansion-port", "0", "--artifacts-dir", str(self._artifacts_dir)]
         # Each job starts and stops a Flink mini cluster; with glibc's default malloc arenas the
