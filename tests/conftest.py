@@ -65,14 +65,19 @@ def local_cluster_factory():
     """
     started: list[str] = []
 
-    def start(index: int, auth: bool = False, tls: bool = False, durable: bool = False,
-              **settings) -> str:
+    def start_many(count: int, index: int, auth: bool = False, tls: bool = False,
+                   durable: bool = False, **settings) -> list[str]:
+        """``count`` clusters from 127.0.0.<index> on, started at the same time."""
         assert index >= 3, "127.0.0.1 and 127.0.0.2 are the source and target clusters"
-        addresses, new = _start_local(1, first=index, auth=auth, tls=tls, durable=durable,
+        addresses, new = _start_local(count, first=index, auth=auth, tls=tls, durable=durable,
                                       **settings)
         started.extend(new)
-        return addresses[0]
+        return addresses
 
+    def start(index: int, **options) -> str:
+        return start_many(1, index, **options)[0]
+
+    start.many = start_many
     yield start
     if started:
         local_cassandra.stop(started)

@@ -31,8 +31,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def durable_pair(local_cluster_factory):
     """(source host, source session, target host, target session, keyspace) with the source
     table filled; the target table is emptied by each test."""
-    source_host = local_cluster_factory(20, durable=True)
-    target_host = local_cluster_factory(21, durable=True)
+    source_host, target_host = local_cluster_factory.many(2, 20, durable=True)
     clusters = [Cluster([host], protocol_version=5) for host in (source_host, target_host)]
     source, target = (cluster.connect() for cluster in clusters)
     keyspace = "resilience"
