@@ -128,9 +128,11 @@ def _high_water_rss(process: psutil.Process) -> int:
     return process.memory_info().rss
 
 
-def _tree_memory(process: psutil.Process) -> tuple[int, int]:
+def _tree_sample(process: psutil.Process, cpu_seen: dict[tuple[int, float], float]
+                 ) -> tuple[int, int]:
     """Resident bytes of a process and all its descendants now, and the largest high-water mark
-    of any one of them."""
+    of any one of them; records each one's own CPU seconds so far in ``cpu_seen`` (by pid and
+    start time, so that a reused pid is another process)."""
     total = largest = 0
     try:
         members = [process, *process.children(recursive=True)]
@@ -140,6 +142,8 @@ def _tree_memory(process: psutil.Process) -> tuple[int, int]:
         try:
             total += member.memory_info().rss
             largest = max(largest, _high_water_rss(member))
+            times = member.cpu_times()
+            cpu_seen[(member.pid, member.create_time())] = times.user + times.system
         except psutil.Error:  # ended between the listing and the reading
             pass
     return total, largest
@@ -205,9 +209,14 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     """Run ``command`` in ``cwd``; sample its memory until it ends.
 
     The child leads its own process group, so a timeout stops it and every process it started.
-    ``os.wait4`` gives the CPU time of the tree. Memory is sampled: the summed RSS of the tree
-    and each process's high-water mark (monotonic, so only a peak in the last sample interval
-    can be missed). ``wait4``'s ``ru_maxrss`` is not used: on Linux a child keeps the peak of
+    ``os.wait4`` gives the CPU time of the child and of every descendant that was waited for
+    (``multiprocessing`` joins its workers, as cqlsh's COPY does; a shell waits for its
+    commands). A descendant nobody waits for (killed and left a zombie, or daemonised) is not
+    in it: each process's own CPU time is therefore also sampled with the memory, and the tree's
+    CPU seconds are the larger of the two sums, each of which can only miss some (the sampled
+    one the last 50 ms of each process). Memory is sampled: the summed RSS of the tree and each
+    process's high-water mark (monotonic, so only a peak in the last sample interval can be
+    missed). ``wait4``'s ``ru_maxrss`` is not used: on Linux a child keeps the peak of
     the process that started it (measured: 314 MiB for ``python -c pass`` started by a process
     of 300 MiB), so it would report this process's memory, not the contender's. The machine's
     busy CPU time less that of the child and of the ``servers`` (the Cassandra nodes) is what
@@ -224,12 +233,13 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
                                  start_new_session=True)
         tree = psutil.Process(child.pid)
         peak = largest = 0
+        cpu_seen: dict[tuple[int, float], float] = {}
         timed_out = False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            summed, high_water = _tree_memory(tree)
+            summed, high_water = _tree_sample(tree, cpu_seen)
             peak, largest = max(peak, summed), max(largest, high_water)
             if not timed_out and time.perf_counter() - started > timeout:
                 timed_out = True
@@ -241,7 +251,7 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     by_host = _cpu_spent(by_host_before, _cpu_by_host(servers)) or {}
     watched_cpu = (watchers_after - watchers_before
                    if None not in (watchers_before, watchers_after) else 0.0)
-    child_cpu = usage.ru_utime + usage.ru_stime
+    child_cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
     child.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(child.returncode, wall, max(peak, largest), largest, child_cpu,
                        by_host, max(0.0, busy - child_cpu - watched_cpu),

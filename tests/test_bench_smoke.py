@@ -80,3 +80,35 @@ def test_peak_memory_is_the_contenders_not_the_benchmarks(tmp_path):
     assert small.largest_process_rss_bytes < 100 * MIB
     assert small.peak_rss_bytes < 100 * MIB
     assert 200 * MIB < big.largest_process_rss_bytes < 300 * MIB
+
+
+def test_cpu_of_every_process_of_the_tree_is_counted(tmp_path):
+    """A child that is waited for (as ``multiprocessing`` joins cqlsh COPY's workers) and one
+    that is never waited for (left a zombie when its parent exits) both count towards the
+    contender's CPU seconds: half a CPU-second each, besides the parent's own."""
+    from bench.run import measure
+
+    parent = tmp_path / "parent.py"
+    parent.write_text("""
+import multiprocessing, os, subprocess, sys, time
+
+BURN = "import time\\nwhile time.process_time() < 0.5: pass"
+
+def burn():
+    exec(BURN)
+
+if __name__ == "__main__":
+    joined = multiprocessing.Process(target=burn)
+    joined.start()
+    joined.join()
+    orphan = subprocess.Popen([sys.executable, "-c", BURN])
+    stat = f"/proc/{orphan.pid}/stat"
+    while open(stat).read().rsplit(") ", 1)[1][0] != "Z":  # finished, and never reaped here
+        time.sleep(0.02)
+    time.sleep(0.2)  # sampled as a zombie at least once
+    os._exit(0)
+""", encoding="utf-8")
+    measured = measure([sys.executable, str(parent)], tmp_path / "tree", timeout=120)
+
+    assert measured.returncode == 0, measured.stderr_tail()
+    assert measured.cpu_seconds >= 1.0
