@@ -39,10 +39,14 @@ them, read at the same samples; not ``wait4``'s ``ru_maxrss``, which a child inh
 process's own peak when it starts the program). A pipeline run also
 reports ``copy_seconds``, its summary's first-read-to-last-write time. ``cassandra_cpu_seconds``
 is what the local Cassandra nodes spent during the run (``cassandra_cpu_seconds_by_host`` per
-node), ``cassandra_background_cpu_cores`` what they spent per second before the first contender,
-with nothing running (flushes, compaction, gossip). ``other_cpu_seconds`` is
-the CPU time that processes other than the contender and the two Cassandra nodes took during the
-run: when it is large, someone else was using the machine and the timing is suspect.
+node); ``cpu_seconds`` is the contender's whole process tree's (start-up included), and both are
+also given per million rows (``client_cpu_seconds_per_million_rows``,
+``cassandra_cpu_seconds_per_million_rows`` and ``..._by_host``), the figures to compare between
+contenders and table sizes. ``cassandra_background_cpu_cores`` is what the nodes spent per
+second before the first contender, with nothing running (flushes, compaction, gossip).
+``other_cpu_seconds`` is the CPU time that processes other than the contender and the two
+Cassandra nodes took during the run: when it is large, someone else was using the machine and
+the timing is suspect.
 
 The keyspace (``bench_<shape>_<rows>_<random>`` unless ``--keyspace``) is dropped at the end
 unless ``--keep``; a kept table with N rows is reused by a later run given the same keyspace.
@@ -87,6 +91,7 @@ TABLE = "events"
 REPOSITORY = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.05
 MIB = 1024 * 1024
+MILLION = 1_000_000
 # Other processes' CPU time, as a share of one core over the run, that makes a timing suspect.
 DISTURBED_SHARE = 0.15
 
@@ -310,7 +315,8 @@ def _best_of(runs: list[dict]) -> dict:
         best["error"] = next(run["error"] for run in runs if not run["ok"])
     if len(runs) > 1:
         keys = ("seconds", "copy_seconds", "wall_seconds", "rows_per_second", "peak_rss_mib",
-                "rows_verified", "ok", "other_cpu_seconds")
+                "rows_verified", "ok", "client_cpu_seconds_per_million_rows",
+                "cassandra_cpu_seconds_per_million_rows", "other_cpu_seconds")
         best["runs"] = [{key: run[key] for key in keys if key in run} for run in runs]
     return best
 
@@ -367,6 +373,8 @@ class Bench:
         if errors and measurement.returncode != 0:
             errors.append("its stderr ends with:\n" + measurement.stderr_tail())
         seconds = facts.pop("seconds", None)
+        per_million = MILLION / self.rows
+        server_cpu = measurement.server_cpu_seconds
         run = {
             "seconds": round(seconds, 3) if seconds else None,
             "wall_seconds": round(measurement.wall_seconds, 3),
@@ -380,6 +388,12 @@ class Bench:
                                       if measurement.server_cpu_seconds is not None else None),
             "cassandra_cpu_seconds_by_host": {host: round(seconds, 1) for host, seconds
                                               in measurement.server_cpu_by_host.items()},
+            "client_cpu_seconds_per_million_rows": round(measurement.cpu_seconds * per_million, 1),
+            "cassandra_cpu_seconds_per_million_rows": (round(server_cpu * per_million, 1)
+                                                       if server_cpu is not None else None),
+            "cassandra_cpu_seconds_per_million_rows_by_host": {
+                host: round(seconds * per_million, 1)
+                for host, seconds in measurement.server_cpu_by_host.items()},
             "other_cpu_seconds": round(measurement.other_cpu_seconds, 1),
             "load_average_before": round(load, 2),
             "command": shlex.join(_shown(command)),
@@ -583,16 +597,34 @@ def ratios(contenders: dict, bound: dict | None = None) -> dict:
     return result
 
 
+def _cassandra_cpu_per_million(figures: dict, hosts: list[str]) -> str:
+    """The nodes' CPU seconds per million rows: the total, then each node's (source first)."""
+    total = figures.get("cassandra_cpu_seconds_per_million_rows")
+    if total is None:
+        return "-"
+    by_host = figures.get("cassandra_cpu_seconds_per_million_rows_by_host") or {}
+    ordered = [host for host in hosts if host in by_host]
+    ordered += [host for host in by_host if host not in ordered]
+    if len(ordered) < 2:
+        return f"{total:,.0f}"
+    return f"{total:,.0f} ({' + '.join(f'{by_host[host]:,.0f}' for host in ordered)})"
+
+
 def format_report(report: dict) -> str:
-    header = ("contender", "rows/s", "seconds", "wall s", "peak RSS MiB", "rows on target",
-              "verified")
+    header = ("contender", "rows/s", "seconds", "wall s", "peak RSS MiB",
+              "client CPU-s/1M rows", "Cassandra CPU-s/1M rows (source + target)",
+              "rows on target", "verified")
+    hosts = [report.get("source_host"), report.get("target_host")]
     lines = [header]
     for name, figures in report["contenders"].items():
         label = f"{name} ({figures['method']})" if figures.get("method") else name
         speed = figures["rows_per_second"]
+        client_cpu = figures.get("client_cpu_seconds_per_million_rows")
         lines.append((label, f"{speed:,.0f}" if speed else "-",
                       f"{figures['seconds']:.1f}" if figures.get("seconds") else "-",
                       f"{figures['wall_seconds']:.1f}", f"{figures['peak_rss_mib']:,.0f}",
+                      f"{client_cpu:,.0f}" if client_cpu is not None else "-",
+                      _cassandra_cpu_per_million(figures, hosts),
                       f"{figures['rows_verified']:,}", "yes" if figures["ok"] else "NO"))
     widths = [max(len(line[index]) for line in lines) for index in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))

@@ -12,6 +12,7 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parent.parent
 CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "read_floor", "old_script")
 ROWS = 2_000
+PER_MILLION = 1_000_000 / ROWS
 
 
 def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandra_hosts,
@@ -37,6 +38,18 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
         assert set(figures["cassandra_cpu_seconds_by_host"]) == set(cassandra_hosts[:2]), name
         assert figures["cassandra_cpu_seconds"] == pytest.approx(
             sum(figures["cassandra_cpu_seconds_by_host"].values()), abs=0.15), name
+    for name, figures in report["contenders"].items():
+        # Per million rows, from the run's CPU seconds (rounded to 0.1 s in the report).
+        assert figures["client_cpu_seconds_per_million_rows"] > 0, name
+        assert figures["client_cpu_seconds_per_million_rows"] == pytest.approx(
+            figures["cpu_seconds"] * PER_MILLION, abs=0.06 * PER_MILLION), name
+        by_host = figures["cassandra_cpu_seconds_per_million_rows_by_host"]
+        assert set(by_host) == set(cassandra_hosts[:2]), name
+        assert all(value > 0 for value in by_host.values()), (name, by_host)
+        assert figures["cassandra_cpu_seconds_per_million_rows"] == pytest.approx(
+            sum(by_host.values()), abs=0.2), name
+        assert figures["cassandra_cpu_seconds_per_million_rows"] == pytest.approx(
+            figures["cassandra_cpu_seconds"] * PER_MILLION, abs=0.06 * PER_MILLION), name
     assert report["contenders"]["pipeline_best"]["settings"] == ["MAX_WORKERS=2",
                                                                  "BATCH_MODE=REPLICA_SET"]
     assert set(report["contenders"]["write_ceiling"]["methods"]) == {"prepared", "concurrent",
