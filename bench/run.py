@@ -1,4 +1,4 @@
-"""Benchmark the migration pipeline against a write ceiling, a read floor and the old script.
+"""Benchmark the migration pipeline against a write ceiling, a read floor, the old script and peers.
 
     python -m bench.run --rows 100000 --shape narrow|wide|kilobyte \
         [--best-set FETCH_BATCH_SIZE=1000 ...] [--best-arg=--direct_running_mode=multi_processing] \
@@ -21,7 +21,17 @@ measures, each in its own subprocess so that peak memory is per contender:
     (prepared, concurrent, batches), each method in its own subprocess; the best one counts;
   * ``read_floor``: ``bench.read_floor``, the source read as the pipeline must read it (every
     column with its writetime and TTL, fetch size 100), rows discarded;
-  * ``old_script``: ``bench.old_script``, the old script's approach re-created.
+  * ``old_script``: ``bench.old_script``, the old script's approach re-created;
+  * ``cqlsh_copy``: ``cqlsh``'s ``COPY ... TO`` a CSV file in the run's folder from the source,
+    then ``COPY ... FROM`` it into the target, at cqlsh's defaults (``bench.peers``);
+  * ``dsbulk``: DataStax Bulk Loader 1.10.0, ``unload`` from the source to a CSV folder, then
+    ``load`` into the target, default settings, on Java 17 (``bench.peers``; its jars are
+    fetched from Maven Central with ``mvn`` into ``.local/dsbulk/`` before its first run).
+    dsbulk fails when any keyspace of either cluster has a ``vector`` column (its driver
+    cannot parse the type and then sees no keyspace at all): the bench's table has none, and
+    the clusters must have none anywhere; the failure message says so and names the columns.
+
+A peer's ``seconds`` are both steps', start-ups included (cqlsh's interpreter, dsbulk's JVM).
 
 The copy bound is N over the CPU seconds (client and Cassandra nodes) that the ceiling's
 writes and the floor's reads took, shared over the machine's cores: how fast a copier that
@@ -80,12 +90,12 @@ from pathlib import Path
 import psutil
 import yaml
 
-from bench import cluster
+from bench import cluster, peers
 from bench.write_ceiling import METHODS as CEILING_METHODS
 from tools import sample_data
 
 CONTENDERS = ("write_ceiling", "read_floor", "pipeline_default", "validate", "pipeline_best",
-              "old_script")
+              "old_script", *peers.PEERS)
 SHAPES = ("narrow", "wide", "kilobyte")
 TABLE = "events"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -488,6 +498,36 @@ class Bench:
 
         return self.repeated("old_script", command_for, _child_result)
 
+    def peer(self, name: str) -> dict:
+        """``bench.peers``: cqlsh COPY or dsbulk, an export to CSV in the run's folder and an
+        import of it, timed together. dsbulk's jars are fetched first when missing (untimed)."""
+        fetch_error = None
+        if name == "dsbulk":
+            try:
+                peers.ensure_dsbulk()
+            except peers.PeerError as error:
+                fetch_error = str(error)
+
+        def command_for(run_dir: Path) -> list[str]:
+            return [sys.executable, "-m", "bench.peers", name,
+                    "--source-host", self.args.source_host,
+                    "--target-host", self.args.target_host, "--keyspace", self.keyspace,
+                    "--table", TABLE, "--workdir", str(run_dir / "work"),
+                    "--result", str(run_dir / "result.json")]
+
+        def result_of(run_dir: Path) -> dict:
+            facts = _child_result(run_dir)
+            if fetch_error:
+                facts["error"] = fetch_error
+            elif peers.VECTOR_EXPLANATION in facts.get("error", ""):
+                found = {side: cluster.vector_columns(session)
+                         for side, session in (("source", self.source), ("target", self.target))}
+                facts["error"] += "; vector columns: " + "; ".join(
+                    f"{side} {', '.join(columns) or 'none'}" for side, columns in found.items())
+            return facts
+
+        return self.repeated(name, command_for, result_of)
+
 
 # --------------------------------------------------------------------------- set-up and report
 
@@ -580,14 +620,15 @@ def copy_bound(contenders: dict, rows: int, cores: int) -> dict | None:
 
 def ratios(contenders: dict, bound: dict | None = None) -> dict:
     """Pipeline rows/s over the ceiling's and the copy bound's (fractions) and over the old
-    script's (a speed-up)."""
+    script's, cqlsh COPY's and dsbulk's (speed-ups when above 1)."""
     def speed(name):
         figures = bound if name == "copy_bound" else contenders.get(name)
         return (figures or {}).get("rows_per_second")
 
     result = {}
     for pipeline in ("pipeline_default", "pipeline_best"):
-        for other in ("write_ceiling", "copy_bound", "old_script", "pipeline_default"):
+        for other in ("write_ceiling", "copy_bound", "old_script", *peers.PEERS,
+                      "pipeline_default"):
             if pipeline != other and speed(pipeline) and speed(other):
                 result[f"{pipeline}_to_{other}"] = round(speed(pipeline) / speed(other), 3)
     if speed("validate") and speed("pipeline_default"):
@@ -719,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[name] = bench.pipeline(name, [], [])
             elif name == "validate":
                 contenders[name] = bench.pipeline(name, [], [], "pipelines.validate")
+            elif name in peers.PEERS:
+                contenders[name] = bench.peer(name)
             else:
                 contenders[name] = bench.pipeline(name, args.best_set, args.best_arg)
         bound = copy_bound(contenders, args.rows, os.cpu_count() or 1)

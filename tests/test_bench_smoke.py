@@ -1,4 +1,7 @@
-"""The benchmark command runs end to end on a tiny table: a smoke test, with no timing asserted."""
+"""The benchmark command runs end to end on a tiny table: a smoke test, with no timing asserted.
+
+The peers (cqlsh COPY, dsbulk) run too: cqlsh comes with the bench extra, dsbulk's jars are
+fetched with mvn on the first run (about 30 MB from Maven Central into .local/dsbulk/)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "read_floor", "old_script")
+CONTENDERS = ("pipeline_default", "pipeline_best", "write_ceiling", "read_floor", "old_script",
+              "cqlsh_copy", "dsbulk")
 ROWS = 2_000
 PER_MILLION = 1_000_000 / ROWS
 
@@ -50,6 +54,12 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
             sum(by_host.values()), abs=0.2), name
         assert figures["cassandra_cpu_seconds_per_million_rows"] == pytest.approx(
             figures["cassandra_cpu_seconds"] * PER_MILLION, abs=0.06 * PER_MILLION), name
+    for name, tool in (("cqlsh_copy", "cqlsh 6.2."), ("dsbulk", "dsbulk 1.10.0")):
+        figures = report["contenders"][name]
+        assert figures["tool"].startswith(tool), figures["tool"]
+        assert figures["export_seconds"] > 0 and figures["import_seconds"] > 0, name
+        assert figures["seconds"] == pytest.approx(
+            figures["export_seconds"] + figures["import_seconds"], abs=0.01), name
     assert report["contenders"]["pipeline_best"]["settings"] == ["MAX_WORKERS=2",
                                                                  "BATCH_MODE=REPLICA_SET"]
     assert set(report["contenders"]["write_ceiling"]["methods"]) == {"prepared", "concurrent",
@@ -68,7 +78,8 @@ def test_bench_measures_every_contender_and_verifies_the_rows(tmp_path, cassandr
         ROWS / (bound["cpu_seconds"]["total"] / bound["cores"]), rel=0.01)
     assert {"pipeline_default_to_write_ceiling", "pipeline_default_to_old_script",
             "pipeline_default_to_copy_bound", "pipeline_best_to_write_ceiling",
-            "pipeline_best_to_old_script"} <= set(report["ratios"])
+            "pipeline_best_to_old_script", "pipeline_default_to_cqlsh_copy",
+            "pipeline_default_to_dsbulk"} <= set(report["ratios"])
     for session in (source_session, target_session):
         assert not list(session.execute(
             "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
