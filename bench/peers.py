@@ -5,8 +5,9 @@ the target, at the tool's default settings:
 
   * ``cqlsh_copy``: ``cqlsh <source> -e "COPY ks.t TO 'file.csv'"``, then
     ``cqlsh <target> -e "COPY ks.t FROM 'file.csv'"`` (the ``cqlsh`` package from PyPI; an empty
-    cqlshrc, so that no ``~/.cassandra/cqlshrc`` changes the defaults). COPY FROM works in child
-    processes (one fewer than the cores, at most 16);
+    cqlshrc, so that no ``~/.cassandra/cqlshrc`` changes the defaults). Both COPYs work in
+    child processes (one fewer than the cores, at least one, at most 16; COPY FROM adds a
+    feeder process), whose CPU time counts with the rest of the tree's;
   * ``dsbulk``: ``dsbulk unload -k ks -t t -h <source> -url <folder>``, then ``dsbulk load`` of
     that folder into the target, on Java 17 (``$JAVA_HOME/bin/java``, else ``java`` on PATH)
     with the JVM's default heap.
@@ -176,8 +177,9 @@ def copy(args: argparse.Namespace) -> dict:
         total += seconds
         facts[f"{step}_seconds"] = round(seconds, 3)
         if returncode != 0:
-            facts["error"] = _failure(args.peer, step, returncode,
-                                      log.read_text(encoding="utf-8", errors="replace"))
+            output = log.read_text(encoding="utf-8", errors="replace")
+            facts["error"] = _failure(args.peer, step, returncode, output)
+            sys.stderr.write("\n".join(output.splitlines()[-15:]) + "\n")
             break
     facts["seconds"] = round(total, 3)
     return facts

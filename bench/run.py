@@ -522,8 +522,9 @@ class Bench:
             elif peers.VECTOR_EXPLANATION in facts.get("error", ""):
                 found = {side: cluster.vector_columns(session)
                          for side, session in (("source", self.source), ("target", self.target))}
-                facts["error"] += "; vector columns: " + "; ".join(
-                    f"{side} {', '.join(columns) or 'none'}" for side, columns in found.items())
+                facts["error"] += "; vector columns now: " + ", ".join(
+                    f"on the {side} {' '.join(columns) or 'none'}"
+                    for side, columns in found.items())
             return facts
 
         return self.repeated(name, command_for, result_of)
