@@ -166,7 +166,7 @@ class _ValidateWorkItemFn(beam.DoFn):
         self._activity.update(int(started * 1000))
         counts: collections.Counter = collections.Counter()
         differences: list[dict] = []
-        corrections: list[Mapping] = []
+        corrections = 0  # emitted as they are found: an item may be all missing
         rechecks: list[tuple] = []
         deletions = InFlight(32, self._deleted)
         self._item_counts = counts
@@ -179,7 +179,10 @@ class _ValidateWorkItemFn(beam.DoFn):
                         and len(rechecks) < RECHECK_LIMIT:
                     rechecks.append((s, t))
                     continue
-                self._settle(found, s, t, counts, differences, corrections, deletions)
+                correction = self._settle(found, s, t, counts, differences, deletions)
+                if correction is not None:
+                    corrections += 1
+                    yield correction
                 if len(differences) >= FLUSH_DIFFERENCES:
                     self._differences.append(differences)
                     differences = []
@@ -188,7 +191,10 @@ class _ValidateWorkItemFn(beam.DoFn):
                 found = options.comparison.classify(s, t)
                 if found.kind not in (VALID, NEWER_ON_TARGET):
                     found = type(found)(CHANGED_DURING_VALIDATION, found.columns)
-                self._settle(found, s, t, counts, differences, corrections, deletions)
+                correction = self._settle(found, s, t, counts, differences, deletions)
+                if correction is not None:
+                    corrections += 1
+                    yield correction
         except _ReadFailed as failure:
             deletions.drain()
             self._counters["ranges_failed"].inc()
@@ -198,8 +204,9 @@ class _ValidateWorkItemFn(beam.DoFn):
             if options.records and not options.auto_correct:
                 yield beam.pvalue.TaggedOutput(self.WORK_ITEMS, self._record(
                     item, "failed", counts, started))
-            elif options.auto_correct:
-                yield WorkItemEnd(item.item_id, 0, True, started)
+            elif options.auto_correct:  # its corrections so far are written all the same
+                self._counters["corrections_sent"].inc(corrections)
+                yield WorkItemEnd(item.item_id, corrections, True, started)
             return
         deletions.drain()
         self._activity.update(int(time.time() * 1000))
@@ -209,10 +216,9 @@ class _ValidateWorkItemFn(beam.DoFn):
             if kind in self._counters:
                 self._counters[kind].inc(rows)
         if options.auto_correct:
-            self._counters["corrections_sent"].inc(len(corrections))
-            yield from corrections
+            self._counters["corrections_sent"].inc(corrections)
             if item.item_id is not None:
-                yield WorkItemEnd(item.item_id, len(corrections), False, started,
+                yield WorkItemEnd(item.item_id, corrections, False, started,
                                   counts=tuple(sorted(counts.items())))
         elif options.records and item.item_id is not None:
             yield beam.pvalue.TaggedOutput(self.WORK_ITEMS, self._record(
@@ -245,16 +251,18 @@ class _ValidateWorkItemFn(beam.DoFn):
     def _key_of(self, row: Mapping) -> tuple:
         return tuple(hashable(row.get(name)) for name in self._target_keys)
 
-    def _settle(self, found, s, t, counts, differences, corrections, deletions) -> None:
+    def _settle(self, found, s, t, counts, differences, deletions) -> Mapping | None:
+        """Count a pair, record it unless valid, delete an extra row if asked; return the
+        row to write again when auto-correcting."""
         options = self._options
         kind = found.kind
         counts[kind] += 1
         if kind in (VALID, OUT_OF_WINDOW):
-            return
+            return None
         if kind == EXTRA and options.where is not None:
             counts[kind] -= 1  # not selected by WHERE on the source: cannot tell
             counts["extra_unchecked"] += 1
-            return
+            return None
         row = s if s is not None else t
         record = {"kind": kind, "table": options.target.label,
                   "source_table": options.source.label,
@@ -267,10 +275,11 @@ class _ValidateWorkItemFn(beam.DoFn):
                                         for part, value in cell.items()}
                                  for name, cell in found.columns.items()}
         differences.append(record)
-        if options.auto_correct and kind in (MISSING, MISMATCHED):
-            corrections.append(self._correction(s))
         if options.delete_extra and kind == EXTRA:
             self._delete_row(t, deletions)
+        if options.auto_correct and kind in (MISSING, MISMATCHED):
+            return self._correction(s)
+        return None
 
     def _correction(self, row: Mapping) -> Mapping:
         row = {name: value for name, value in row.items() if name != TOKEN_KEY}
