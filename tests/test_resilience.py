@@ -3,7 +3,7 @@ node killed and restarted, a source node restarted, a table the target cannot ta
 
 The nodes killed here are their own single-node clusters (127.0.0.20 source, 127.0.0.21
 target), started durable: batch commit log sync and logged system tables, so a killed node keeps
-every write it acknowledged. The 200,000-row source table is filled once for the module.
+every write it acknowledged. The 120,000-row source table is filled once for the module.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.conftest import create_keyspace
 from tests.helpers import dead_letters, rows_of, run_migration, write_settings
 from tools import local_cassandra, sample_data
 
-ROWS = 200_000
+ROWS = 120_000
 COLUMNS = sample_data.COLUMNS
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def _items_done(target) -> int:
 def test_a_killed_migration_resumes_where_it_stopped(tmp_path, durable_pair):
     _, _, _, target, _ = durable_pair
     target.execute("DROP KEYSPACE IF EXISTS resilience_ledger")
-    settings = _settings(tmp_path, durable_pair, MAX_ROWS_PER_SECOND=20_000)
+    settings = _settings(tmp_path, durable_pair, MAX_ROWS_PER_SECOND=10_000)
     process = _migrate_in_background(settings)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -102,7 +102,7 @@ def test_a_killed_migration_resumes_where_it_stopped(tmp_path, durable_pair):
 def _restart_during_run(tmp_path, pair, address: str, how: int) -> tuple[int, dict]:
     """Run the migration, take the node at ``address`` down with ``how`` a few seconds in,
     start it again 20 s later; return the migration's exit code and summary."""
-    settings = _settings(tmp_path, pair, MAX_ROWS_PER_SECOND=15_000)
+    settings = _settings(tmp_path, pair, MAX_ROWS_PER_SECOND=10_000)
     outcome = {}
 
     def migrate():
