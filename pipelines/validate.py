@@ -98,6 +98,7 @@ def _validate(settings: Settings, options: PipelineOptions, argv: list[str], res
     try:
         plans = check_against_clusters(settings, clusters)
         _check_partitioners(settings, clusters)
+        _check_clustering_orders(settings, plans, clusters)
         run = runs.start(settings, plans, resume, splits_for, started, clusters,
                          kind="validate", choose=_sample(settings))
     except SettingsError as error:
@@ -141,6 +142,27 @@ def _check_partitioners(settings: Settings, clusters: preflight.Clusters) -> Non
         raise SettingsError(
             f"{settings.path}: the source cluster's partitioner is {source} and the target's "
             f"{target}: validation reads both in token order, which needs the same partitioner")
+
+
+def _check_clustering_orders(settings: Settings, plans: list[TablePlan],
+                             clusters: preflight.Clusters) -> None:
+    """The merge walks both sides in Cassandra's order: a partition's rows must come in the
+    same clustering order on both (a migration does not need that; a validation does)."""
+    problems = []
+    for plan in plans:
+        source = clusters.source.cluster.metadata.keyspaces[settings.source.keyspace].tables[
+            plan.mapping.source]
+        target = clusters.target.cluster.metadata.keyspaces[settings.target.keyspace].tables[
+            plan.mapping.target]
+        orders = [[f"{column.name} {'DESC' if column.is_reversed else 'ASC'}"
+                   for column in table.clustering_key] for table in (source, target)]
+        if [order.split()[1] for order in orders[0]] != [order.split()[1] for order in orders[1]]:
+            problems.append(f"{plan.target_label} is clustered {', '.join(orders[1])} and "
+                            f"{plan.source_label} {', '.join(orders[0])}")
+    if problems:
+        raise SettingsError(
+            f"{settings.path}: validation reads both tables in their clustering order and "
+            f"needs the same on both sides: {'; '.join(problems)}")
 
 
 def _build(pipeline, settings: Settings, plans: list[TablePlan], run: runs.Run, directory: str,

@@ -272,3 +272,18 @@ def test_a_sample_validates_a_share_of_the_token_ranges(
     assert 5 <= found["work_items_total"] <= 50  # about a quarter of the 100 ranges
     assert 0 < found["valid"] < 4_000
     assert found["valid"] == found["rows_read_source"]
+
+
+def test_a_target_clustered_in_another_order_is_refused_before_anything_is_read(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    sample_data.fill_table(source_session, keyspace, "events", 100, "wide")  # seq DESC
+    target_session.execute(sample_data.TABLE_CQL.format(keyspace=keyspace, table="events")
+                           .replace("seq DESC", "seq ASC"))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"])
+    assert run_migration(settings)[0] == 0  # a copy does not mind the order
+
+    code, summary = run_validation(settings)
+
+    assert code == 2 and summary is None
+    log = (tmp_path / "migrator.log").read_text()
+    assert "clustered seq ASC" in log and "seq DESC" in log

@@ -4,7 +4,8 @@ the validation ran). Pure logic: ``transforms.validate`` reads the rows and acts
 
 The merge needs no per-row lookup and no ordering of values. Cassandra returns a token range in
 one order on every cluster of the same partitioner: by token, then by partition key bytes, then
-by the table's clustering order. Tokens are compared as numbers (each row carries its own,
+by the table's clustering order (the
+same on both sides: ``pipelines.validate`` checks it). Tokens are compared as numbers (each row carries its own,
 selected as ``token(pk)``). Inside one token (one partition, or the rare partitions that share a
 token) the two streams are walked side by side, and a row matches the row of the same primary key
 on the other side. That match is the proof of order that Python's value comparison could not
