@@ -4,15 +4,15 @@ the validation ran). Pure logic: ``transforms.validate`` reads the rows and acts
 
 The merge needs no per-row lookup and no ordering of values. Cassandra returns a token range in
 one order on every cluster of the same partitioner: by token, then by partition key bytes, then
-by the table's clustering order (the
-same on both sides: ``pipelines.validate`` checks it). Tokens are compared as numbers (each row carries its own,
-selected as ``token(pk)``). Inside one token (one partition, or the rare partitions that share a
-token) the two streams are walked side by side, and a row matches the row of the same primary key
-on the other side. That match is the proof of order that Python's value comparison could not
-give (a timeuuid, a descending clustering column, a frozen collection all order differently in
-Cassandra): everything either stream passed before the matched key, and that did not match, is
-on one side only. So the unmatched rows held are those between two matches, which stay few
-unless a long run of rows is missing from the middle of a partition.
+by the table's clustering order (the same on both sides: ``pipelines.validate`` checks it).
+Tokens are compared as numbers (each row carries its own, selected as ``token(pk)``). Inside one
+token (one partition, or the rare partitions that share a token) the two streams are walked side
+by side, and a row matches the row of the same primary key on the other side. That match is the
+proof of order that Python's value comparison could not give (a timeuuid, a descending
+clustering column, a frozen collection all order differently in Cassandra): everything either
+stream passed before the matched key, and that did not match, is on one side only. So the
+unmatched rows held are those between two matches, which stay few unless a long run of rows is
+missing from the middle of a partition.
 """
 
 from __future__ import annotations
