@@ -387,17 +387,11 @@ def _migrate(settings: Settings, options: PipelineOptions, argv: list[str], resu
     tracker.estimated_total = sum(estimates) if all(estimates) else None
     tracker.use_bar = sys.stderr.isatty()
     tracker.start()
-    error = None
     pipeline = beam.Pipeline(options=options)
     dead_letter_dir = run_directory(settings, started)
     build_pipeline(pipeline, settings, plans, dead_letter_dir, run)
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
-    except Exception as raised:  # noqa: BLE001 - reported in the summary and the log
-        _LOG.exception("the pipeline failed")
-        error = f"{type(raised).__name__}: {raised}"
-        result = None
+        result, error = run_to_end(pipeline, "the pipeline")
     finally:
         tracker.stop()
     report = _report(settings, plans, run, result, dead_letter_dir, started, error, clusters)
@@ -408,6 +402,18 @@ def _migrate(settings: Settings, options: PipelineOptions, argv: list[str], resu
         summary.write_json(report, settings.summary_file)
         _LOG.info("summary written to %s", settings.summary_file)
     return 0 if report["status"] == "success" else 1
+
+
+def run_to_end(pipeline: beam.Pipeline, what: str) -> tuple[object | None, str | None]:
+    """Run a pipeline and wait for it: (its result, None), or (None, the error) once the error
+    is logged with its stack trace, for the summary to report."""
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+        return result, None
+    except Exception as raised:  # noqa: BLE001 - reported in the summary and the log
+        _LOG.exception("%s failed", what)
+        return None, f"{type(raised).__name__}: {raised}"
 
 
 def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,

@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import logs, preflight, runs, summary
 from pipelines.config import Settings, SettingsError
-from pipelines.migrate import _runner_options, count_records, load_run, splits_for
+from pipelines.migrate import _runner_options, count_records, load_run, run_to_end, splits_for
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, WriteToCassandra
 from transforms.compare import KINDS, OUT_OF_WINDOW, Comparison
@@ -117,14 +117,7 @@ def _validate(settings: Settings, options: PipelineOptions, argv: list[str], res
                   if settings.sample_percent < 100 else "")
     pipeline = beam.Pipeline(options=options)
     _build(pipeline, settings, plans, run, directory, started, clusters)
-    error = None
-    try:
-        result = pipeline.run()
-        result.wait_until_finish()
-    except Exception as raised:  # noqa: BLE001 - reported in the summary and the log
-        _LOG.exception("the validation pipeline failed")
-        error = f"{type(raised).__name__}: {raised}"
-        result = None
+    result, error = run_to_end(pipeline, "the validation pipeline")
     report = _report(settings, plans, run, result, directory, started, error, clusters)
     print(summary.format_table(report, COLUMNS, "validation"))
     for path in report["differences_files"]:
