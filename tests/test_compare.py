@@ -14,6 +14,7 @@ from transforms.compare import (
     MISSING,
     NEWER_ON_TARGET,
     OUT_OF_WINDOW,
+    OUT_OF_WINDOW_KEY,
     VALID,
     Comparison,
     hashable,
@@ -73,8 +74,9 @@ def test_the_merge_holds_no_row_while_both_sides_agree():
         assert len(consumed) == index + 1  # one row read ahead at most, none held
 
 
-def _row(value=None, writetime=None, ttl=None, **extra):
-    return {"v": value, "writetime(v)": writetime, "ttl(v)": ttl, **extra}
+def _row(value=None, writetime=None, ttl=None, left_out=False):
+    row = {"v": value, "writetime(v)": writetime, "ttl(v)": ttl}
+    return {**row, OUT_OF_WINDOW_KEY: True} if left_out else row
 
 
 STARTED = 10_000
@@ -86,8 +88,15 @@ STARTED = 10_000
     (None, _row(1, 5), {}, EXTRA),
     (_row(1, 5), _row(2, 5), {}, MISMATCHED),
     (_row(2, 7), _row(1, 5), {}, MISMATCHED),  # the source moved on
-    (_row(1, 5), _row(2, 9), {}, NEWER_ON_TARGET),  # written on the target later
-    (_row(None, None), _row(2, 9), {}, NEWER_ON_TARGET),
+    (_row(1, 5), _row(2, 9), {"writetime": True}, NEWER_ON_TARGET),  # a later target write
+    (_row(None, None), _row(2, 9), {"writetime": True}, NEWER_ON_TARGET),
+    # A value of unknown time (a 4.x collection, a constant) is no proof of a later write.
+    (_row(1, None), _row(2, 9), {"writetime": True}, MISMATCHED),
+    # Without kept writetimes every copied cell is newer: only a write after the start counts.
+    (_row(1, 5), _row(2, 9), {}, MISMATCHED),
+    (_row(1, 5), _row(2, STARTED + 5), {}, NEWER_ON_TARGET),
+    # A target-only row written while the validation ran is read again, never called extra.
+    (None, _row(1, STARTED + 5), {}, CHANGED_DURING_VALIDATION),
     (_row(2, STARTED + 1), _row(1, 5), {}, CHANGED_DURING_VALIDATION),
     (_row(2, STARTED + 1), None, {}, CHANGED_DURING_VALIDATION),
     # The same value at another writetime: a difference only when writetimes are kept.
@@ -100,12 +109,17 @@ STARTED = 10_000
     # A collection's per-element writetimes: its newest element's is the cell's.
     (_row([1, 2], [3, 5]), _row([1, 2], [5, 5]), {"writetime": True}, VALID),
     (_row(float("nan"), 5), _row(float("nan"), 5), {}, VALID),
-    (_row(1, 5), _row(1, 5), {"window": (6, None)}, OUT_OF_WINDOW),
-    (_row(1, 7), _row(1, 7), {"window": (6, None)}, VALID),
+    (_row(1, 5, left_out=True), _row(1, 5), {}, OUT_OF_WINDOW),  # by the migration's window
 ])
 def test_a_pair_of_rows_is_classified_by_values_then_writetimes(source, target, options, kind):
     comparison = Comparison(columns=("v",), started=STARTED, **options)
     assert comparison.classify(source, target).kind == kind
+
+
+@pytest.mark.parametrize("newest, kept", [(None, True), (5, False), (6, True), (9, False)])
+def test_the_writetime_window_is_the_migrations(newest, kept):
+    row = {"k": 1, "writetime(v)": newest}
+    assert Comparison(columns=("v",), window=(6, 9)).in_window(row) is kept
 
 
 def test_a_mismatch_names_each_differing_cell_with_both_values_and_writetimes():

@@ -120,7 +120,7 @@ def test_every_kind_of_difference_is_found_and_auto_correct_repairs_only_what_it
 
     code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
 
-    assert code == 0, summary
+    assert code == 1, summary  # found, and rewritten: a second validation proves the repair
     found = _table(summary)
     assert (found["missing"], found["mismatched"], found["corrected"]) == (100, 150, 250)
     assert found["status"] == "corrected"
@@ -156,7 +156,7 @@ def test_rows_deleted_on_the_target_are_missing_and_only_a_rewrite_at_a_new_time
 
     code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
 
-    assert code == 0 and _table(summary)["missing"] == 30 == _table(summary)["corrected"]
+    assert code == 1 and _table(summary)["missing"] == 30 == _table(summary)["corrected"]
     assert _by_kind(summary) == {"missing": set(deleted)}
     # Rewritten at the source's writetimes, older than the tombstones: still shadowed.
     code, summary = run_validation(settings)
@@ -165,7 +165,7 @@ def test_rows_deleted_on_the_target_are_missing_and_only_a_rewrite_at_a_new_time
     # after the tombstones), then validate values only.
     code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true",
                                    "--set", "PRESERVE_WRITETIME=false")
-    assert code == 0 and _table(summary)["corrected"] == 30
+    assert code == 1 and _table(summary)["corrected"] == 30
     code, summary = run_validation(settings, "--set", "PRESERVE_WRITETIME=false")
     assert code == 0 and _table(summary)["valid"] == 1_000, summary
     assert rows_of(target_session, keyspace, "events", COLUMNS) == rows_of(
@@ -191,7 +191,7 @@ def test_a_changed_counter_is_found_and_corrected_without_doubling(
     code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
 
     found = _table(summary)
-    assert code == 0 and (found["mismatched"], found["valid"], found["corrected"]) \
+    assert code == 1 and (found["mismatched"], found["valid"], found["corrected"]) \
         == (5, 195, 5), found
     columns = ("page", "day", "views", "clicks")
     assert rows_of(target_session, keyspace, "hits", columns) == rows_of(
@@ -287,3 +287,48 @@ def test_a_target_clustered_in_another_order_is_refused_before_anything_is_read(
     assert code == 2 and summary is None
     log = (tmp_path / "migrator.log").read_text()
     assert "clustered seq ASC" in log and "seq DESC" in log
+
+
+def test_the_migrations_mapping_and_window_are_validated_as_the_migration_applied_them(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    """Renamed, skipped and constant columns and a writetime window: a faithful copy is valid
+    (rows outside the window not compared), and a changed value is named by its target column."""
+    sample_data.fill_table(source_session, keyspace, "events", 600, "narrow")
+    keys = sorted(rows_of(source_session, keyspace, "events", ("account_id", "seq")))
+    time.sleep(0.05)
+    since = int(time.time() * 1_000_000)
+    time.sleep(0.05)
+    for account, seq in keys[:50]:  # written after the window opens: copied
+        source_session.execute(f"UPDATE {keyspace}.events SET note = 'late' "
+                               "WHERE account_id = %s AND seq = %s", (account, seq))
+    for account, seq in keys[50:60]:  # only a skipped column written late: copied too
+        source_session.execute(f"UPDATE {keyspace}.events SET payload = 0xff "
+                               "WHERE account_id = %s AND seq = %s", (account, seq))
+    target_session.execute(f"CREATE TABLE {keyspace}.renamed (account_id int, seq int, "
+                           "event_id uuid, kind text, amount bigint, remark text, "
+                           "created timestamp, origin text, PRIMARY KEY (account_id, seq)) "
+                           "WITH CLUSTERING ORDER BY (seq DESC)")
+    table = {"SOURCE": "events", "TARGET": "renamed", "COLUMNS": {"note": "remark",
+                                                                  "payload": None},
+             "CONSTANTS": {"origin": "legacy"}, "WRITETIME_FROM": since}
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, [table])
+    assert run_migration(settings)[0] == 0
+    assert len(rows_of(target_session, keyspace, "renamed", ("account_id",))) == 60
+
+    code, summary = run_validation(settings)
+
+    found = _table(summary)
+    assert code == 0, found
+    assert (found["valid"], found["out_of_window"], found["missing"], found["extra"]) \
+        == (60, 540, 0, 0)
+
+    account, seq = keys[0]
+    target_session.execute(f"UPDATE {keyspace}.renamed USING TIMESTAMP {since} "
+                           "SET remark = 'edited' WHERE account_id = %s AND seq = %s",
+                           (account, seq))
+    code, summary = run_validation(settings)
+
+    assert code == 1 and _table(summary)["mismatched"] == 1
+    (record,) = differences(summary)
+    assert record["kind"] == "mismatched" and set(record["columns"]) == {"remark"}
+    assert record["columns"]["remark"]["source"] == "late"

@@ -34,6 +34,8 @@ MISMATCHED = "mismatched"
 NEWER_ON_TARGET = "newer_on_target"
 CHANGED_DURING_VALIDATION = "changed_during_validation"
 OUT_OF_WINDOW = "out_of_window"  # a source row the writetime window leaves out: not compared
+# Marks a mapped source row that the migration's writetime window left out.
+OUT_OF_WINDOW_KEY = "\x00out_of_window"
 KINDS = (VALID, MISSING, EXTRA, MISMATCHED, NEWER_ON_TARGET, CHANGED_DURING_VALIDATION)
 # Kinds that mean the target does not hold what the source does.
 DIFFERENCES = (MISSING, MISMATCHED)
@@ -167,16 +169,21 @@ class Comparison:
     window: tuple[int | None, int | None] = (None, None)
 
     def classify(self, source: Mapping | None, target: Mapping | None) -> Difference:
-        if source is not None and self.window != (None, None) and not self._in_window(source):
+        """What the pair is. A source row the migration's writetime window left out carries
+        ``OUT_OF_WINDOW_KEY`` (``in_window`` is asked of the row as read, before mapping, as
+        the migration asks it)."""
+        if source is not None and source.get(OUT_OF_WINDOW_KEY):
             return Difference(OUT_OF_WINDOW, {})
         if source == target:  # the usual case: every value, writetime and TTL the same
             return _SAME
         if target is None:
-            newest = self._newest_of(source, self.columns)
-            changed = self.started is not None and newest is not None and newest >= self.started
-            return Difference(CHANGED_DURING_VALIDATION if changed else MISSING, {})
+            return Difference(CHANGED_DURING_VALIDATION if self._after_start(source)
+                              else MISSING, {})
         if source is None:
-            return Difference(EXTRA, {})
+            # A row written on the target while the validation ran may be on the source too
+            # by now: read again, never deleted as extra on the first look.
+            return Difference(CHANGED_DURING_VALIDATION if self._after_start(target)
+                              else EXTRA, {})
         differing = {}
         for name in self.columns:
             cell = self._cell_difference(name, source, target)
@@ -223,15 +230,35 @@ class Comparison:
                    if wt is not None]
         return max(present) if present else None
 
-    @staticmethod
-    def _target_newer(name: str, source: Mapping, target: Mapping) -> bool:
-        """The target's cell was written after the source's (or the source has none)."""
-        target_wt = _newest(target.get(writetime_key(name)))
-        source_wt = _newest(source.get(writetime_key(name)))
-        return target_wt is not None and (source_wt is None or target_wt > source_wt)
+    def _after_start(self, row: Mapping) -> bool:
+        newest = self._newest_of(row, self.columns)
+        return self.started is not None and newest is not None and newest >= self.started
 
-    def _in_window(self, row: Mapping) -> bool:
+    def _target_newer(self, name: str, source: Mapping, target: Mapping) -> bool:
+        """The target's cell was written after the source's: a live write there. Without the
+        source's writetimes kept on the target (PRESERVE_WRITETIME false) every copied cell is
+        newer, so only a write after the validation started counts. A source cell without a
+        writetime is newer only when the source has no value (it may be a deletion, of unknown
+        time: the row's newest cell stands in for it); a value of unknown time (a collection of
+        a 4.x source, a constant) is a mismatch."""
+        target_wt = _newest(target.get(writetime_key(name)))
+        if target_wt is None:
+            return False
+        if not self.writetime:
+            return self.started is not None and target_wt >= self.started
+        source_wt = _newest(source.get(writetime_key(name)))
+        if source_wt is not None:
+            return target_wt > source_wt
+        if source.get(name) is not None:
+            return False
+        row_newest = self._newest_of(source, self.columns)
+        return row_newest is None or target_wt > row_newest
+
+    def in_window(self, row: Mapping) -> bool:
+        """Whether the migration's writetime window kept this source row (as read)."""
         since, until = self.window
+        if since is None and until is None:
+            return True
         newest = newest_writetime(row)
         if newest is None:
             return True  # key columns only: copied whatever the window

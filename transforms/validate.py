@@ -41,6 +41,7 @@ from transforms.compare import (
     MISSING,
     NEWER_ON_TARGET,
     OUT_OF_WINDOW,
+    OUT_OF_WINDOW_KEY,
     VALID,
     Comparison,
     hashable,
@@ -48,7 +49,7 @@ from transforms.compare import (
 )
 from transforms.connection import CassandraConnection, shared_sessions
 from transforms.cql import quote
-from transforms.mapping import map_row
+from transforms.mapping import map_row, newest_writetime
 from transforms.read import TOKEN_KEY, ReadWorkItem, TableQueries, WorkItemEnd
 from transforms.requests import InFlight, outcome_of, resend, send
 
@@ -127,14 +128,15 @@ class _ValidateWorkItemFn(beam.DoFn):
         # Where each source key column lands in a mapped row (target names).
         self._source_key_in_target = tuple(renames.get(name, name) for name in source_keys)
         self._partition_key = [column.name for column in self._table_meta().partition_key]
-        self._delete = self._delete_any = None
+        self._delete = None
         if options.delete_extra:
             self._prepare_deletes()
         namespace = options.metrics_namespace
         self._counters = {name: Metrics.counter(namespace, name) for name in (
             VALID, MISSING, EXTRA, MISMATCHED, NEWER_ON_TARGET, CHANGED_DURING_VALIDATION,
-            OUT_OF_WINDOW, "deleted", "delete_failed", "rows_read_source", "rows_read_target",
-            "ranges_failed", "read_retries", "corrections_sent")}
+            OUT_OF_WINDOW, "deleted", "delete_failed", "delete_skipped", "extra_unchecked",
+            "rows_read_source", "rows_read_target", "ranges_failed", "read_retries",
+            "corrections_sent")}
         self._differences = dead_letters.durable_file(options.differences_prefix, "differences")
         self._activity = Metrics.distribution(namespace, "activity_epoch_ms")
 
@@ -153,10 +155,10 @@ class _ValidateWorkItemFn(beam.DoFn):
         target = self._options.target
         session = self._sessions["target"]
         table = f"{quote(target.keyspace)}.{quote(target.table)}"
-        self._delete = session.prepare(f"DELETE FROM {table} WHERE " + " AND ".join(
-            f"{quote(name)} = ?" for name in self._target_keys))
-        self._delete_any = session.prepare(f"DELETE FROM {table} WHERE " + " AND ".join(
-            f"{quote(name)} = ?" for name in self._partition_key))
+        # At the row's own newest writetime: what was seen goes, a later write stays.
+        self._delete = session.prepare(f"DELETE FROM {table} USING TIMESTAMP ? WHERE "
+                                       + " AND ".join(f"{quote(name)} = ?"
+                                                      for name in self._target_keys))
 
     # ----------------------------------------------------------------- one work item
 
@@ -170,13 +172,13 @@ class _ValidateWorkItemFn(beam.DoFn):
         rechecks: list[tuple] = []
         deletions = InFlight(32, self._deleted)
         self._item_counts = counts
+        self._item_id = item.item_id
         source = self._mapped(self._rows("source", item, counts))
         target = self._rows("target", item, counts)
         try:
             for s, t in merge(source, target, _token_of, self._key_of):
                 found = options.comparison.classify(s, t)
-                if found.kind == CHANGED_DURING_VALIDATION and s is not None and t is not None \
-                        and len(rechecks) < RECHECK_LIMIT:
+                if found.kind == CHANGED_DURING_VALIDATION and len(rechecks) < RECHECK_LIMIT:
                     rechecks.append((s, t))
                     continue
                 correction = self._settle(found, s, t, counts, differences, deletions)
@@ -244,9 +246,15 @@ class _ValidateWorkItemFn(beam.DoFn):
             yield from rows
 
     def _mapped(self, rows):
+        """Source rows in the target's names; those the migration's writetime window left out
+        (asked of the row as read, as the migration asks it) marked so."""
         options = self._options
+        comparison = options.comparison
         for row in rows:
-            yield map_row(row, options.renames, options.constants)
+            mapped = map_row(row, options.renames, options.constants)
+            if not comparison.in_window(row):
+                mapped = {**mapped, OUT_OF_WINDOW_KEY: True}
+            yield mapped
 
     def _key_of(self, row: Mapping) -> tuple:
         return tuple(hashable(row.get(name)) for name in self._target_keys)
@@ -265,7 +273,7 @@ class _ValidateWorkItemFn(beam.DoFn):
             return None
         row = s if s is not None else t
         record = {"kind": kind, "table": options.target.label,
-                  "source_table": options.source.label,
+                  "source_table": options.source.label, "item": self._item_id,
                   "partition_key": {name: dead_letters.to_json(row.get(name))
                                     for name in self._partition_key},
                   "clustering": {name: dead_letters.to_json(row.get(name))
@@ -287,10 +295,12 @@ class _ValidateWorkItemFn(beam.DoFn):
 
     # ----------------------------------------------------------------- changed rows
 
-    def _read_again(self, s: Mapping, t: Mapping):
-        """Both sides of a row changed during the validation, as they are now."""
-        source_key = tuple(s.get(name) for name in self._source_key_in_target)
-        target_key = tuple(t.get(name) for name in self._target_keys)
+    def _read_again(self, s: Mapping | None, t: Mapping | None):
+        """Both sides of a row changed during the validation, as they are now (either may
+        have been absent at the first look)."""
+        row = s if s is not None else t
+        source_key = tuple(row.get(name) for name in self._source_key_in_target)
+        target_key = tuple(row.get(name) for name in self._target_keys)
         if any(value is None for value in (*source_key, *target_key)):
             return s, t  # a partition's static row: no key to read it by
         fresh = []
@@ -315,9 +325,13 @@ class _ValidateWorkItemFn(beam.DoFn):
         session = self._sessions["target"]
         values = [row.get(name) for name in self._target_keys]
         if any(value is None for value in values[len(self._partition_key):]):
-            statement = self._delete_any.bind(values[:len(self._partition_key)])
-        else:
-            statement = self._delete.bind(values)
+            # A partition's static cells alone: deleting them would take the partition, rows
+            # the source may have (and a rewrite of them would stay shadowed). Left, counted.
+            self._item_counts["delete_skipped"] += 1
+            return
+        newest = newest_writetime(row)
+        timestamp = newest if newest is not None else int(time.time() * 1_000_000)
+        statement = self._delete.bind([timestamp, *values])
         policy = self._options.write_policy
         deletions.add((session, statement, send(session, statement, policy.consistency)))
 
