@@ -322,13 +322,13 @@ def test_the_migrations_mapping_and_window_are_validated_as_the_migration_applie
     assert (found["valid"], found["out_of_window"], found["missing"], found["extra"]) \
         == (60, 540, 0, 0)
 
-    account, seq = keys[0]
-    target_session.execute(f"UPDATE {keyspace}.renamed USING TIMESTAMP {since} "
-                           "SET remark = 'edited' WHERE account_id = %s AND seq = %s",
-                           (account, seq))
+    account, seq = keys[0]  # the source moves on
+    source_session.execute(f"UPDATE {keyspace}.events SET note = 'moved on' "
+                           "WHERE account_id = %s AND seq = %s", (account, seq))
     code, summary = run_validation(settings)
 
     assert code == 1 and _table(summary)["mismatched"] == 1
     (record,) = differences(summary)
     assert record["kind"] == "mismatched" and set(record["columns"]) == {"remark"}
-    assert record["columns"]["remark"]["source"] == "late"
+    assert (record["columns"]["remark"]["source"], record["columns"]["remark"]["target"]) == (
+        "moved on", "late")
