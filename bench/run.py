@@ -285,30 +285,28 @@ def _child_result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
 
 
-def _pipeline_result(run_dir: Path) -> dict:
-    """The figures of a pipeline run, from the SUMMARY_FILE it wrote."""
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+def _summary_facts(path: Path, what: str, success: str, keys: tuple[str, ...]) -> dict:
+    """The figures of a pipeline run from the summary it wrote: its time, its status (an
+    error unless ``success``) and ``keys`` of its first table."""
+    summary = json.loads(path.read_text(encoding="utf-8"))
     table = summary["tables"][0] if summary["tables"] else {}
     facts = {"seconds": summary["seconds"], "copy_seconds": table.get("seconds"),
-             "pipeline_status": summary["status"],
-             **{key: table.get(key) for key in ("rows_read", "rows_written", "rows_failed",
-                                                "write_retries", "batch_fallbacks")}}
-    if summary["status"] != "success":
-        facts["error"] = f"the pipeline's summary says {summary['status']}"
+             "pipeline_status": summary["status"], **{key: table.get(key) for key in keys}}
+    if summary["status"] != success:
+        facts["error"] = f"the {what}'s summary says {summary['status']}"
     return facts
+
+
+def _pipeline_result(run_dir: Path) -> dict:
+    """The figures of a migration, from the SUMMARY_FILE it wrote."""
+    return _summary_facts(run_dir / "summary.json", "pipeline", "success", (
+        "rows_read", "rows_written", "rows_failed", "write_retries", "batch_fallbacks"))
 
 
 def _validation_result(run_dir: Path) -> dict:
     """The figures of a validation, from the VALIDATION_SUMMARY_FILE it wrote."""
-    summary = json.loads((run_dir / "validation.json").read_text(encoding="utf-8"))
-    table = summary["tables"][0] if summary["tables"] else {}
-    facts = {"seconds": summary["seconds"], "copy_seconds": table.get("seconds"),
-             "pipeline_status": summary["status"],
-             **{key: table.get(key) for key in ("valid", "missing", "extra", "mismatched",
-                                                "rows_read_source", "rows_read_target")}}
-    if summary["status"] != "valid":
-        facts["error"] = f"the validation's summary says {summary['status']}"
-    return facts
+    return _summary_facts(run_dir / "validation.json", "validation", "valid", (
+        "valid", "missing", "extra", "mismatched", "rows_read_source", "rows_read_target"))
 
 
 def _best_of(runs: list[dict]) -> dict:

@@ -75,13 +75,8 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
             raise SettingsError(f"{settings.path}: --resume needs a ledger: LEDGER_KEYSPACE is "
                                 "null")
         run = Run(run_id=new_run_id(started), ledger=None, attempt=_attempt())
-        if choose is not None:
-            for plan in plans:
-                items = choose(work_items_of(clusters.source.cluster.metadata,
-                                             settings.source.keyspace,
-                                             splits_for(settings, plan), plan.partitions))
-                run.work_items[table_key(plan)] = items
-                run.items_total[table_key(plan)] = len(items)
+        if choose is not None:  # a validation reads the items it chose; a migration splits
+            _split(run, settings, plans, splits_for, clusters.source, choose)
         return run
     session = clusters.target
     try:
@@ -112,13 +107,7 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, ki
     run_id, attempt = new_run_id(started), _attempt()
     run = Run(run_id=run_id, attempt=attempt, ledger=LedgerOptions(
         settings.target.connection, settings.ledger_keyspace, run_id, attempt))
-    for plan in plans:
-        items = work_items_of(source.cluster.metadata, settings.source.keyspace,
-                              splits_for(settings, plan), plan.partitions)
-        if choose is not None:
-            items = choose(items)
-        run.work_items[table_key(plan)] = items
-        run.items_total[table_key(plan)] = len(items)
+    _split(run, settings, plans, splits_for, source, choose)
     # The run's row goes last: a run found by --resume has all its work items recorded.
     for plan in plans:
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
@@ -128,6 +117,17 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, ki
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
               sum(run.items_total.values()), settings.ledger_keyspace)
     return run
+
+
+def _split(run: Run, settings, plans, splits_for, source, choose) -> None:
+    """Each table's work items for a new run (those ``choose`` keeps, when given)."""
+    for plan in plans:
+        items = work_items_of(source.cluster.metadata, settings.source.keyspace,
+                              splits_for(settings, plan), plan.partitions)
+        if choose is not None:
+            items = choose(items)
+        run.work_items[table_key(plan)] = items
+        run.items_total[table_key(plan)] = len(items)
 
 
 def _row_of(item: ReadWorkItem) -> tuple:

@@ -279,8 +279,9 @@ class TableQueries:
             keyspace, table, selectors,
             " AND ".join(f"{name} = ?" for name in partition_key) + extra,
             quoted=True) + suffix)
-        self.key_columns = tuple(column.name for column in (
-            *table_meta.partition_key, *table_meta.clustering_key))
+        self.partition_key = tuple(column.name for column in table_meta.partition_key)
+        self.key_columns = self.partition_key + tuple(
+            column.name for column in table_meta.clustering_key)
         self.row_query = self.session.prepare(select_statement(
             keyspace, table, selectors,
             " AND ".join(f"{quote(name)} = ?" for name in self.key_columns), quoted=True))

@@ -127,7 +127,7 @@ class _ValidateWorkItemFn(beam.DoFn):
         renames = options.renames
         # Where each source key column lands in a mapped row (target names).
         self._source_key_in_target = tuple(renames.get(name, name) for name in source_keys)
-        self._partition_key = [column.name for column in self._table_meta().partition_key]
+        self._partition_key = self._queries["target"].partition_key
         self._delete = None
         if options.delete_extra:
             self._prepare_deletes()
@@ -145,11 +145,6 @@ class _ValidateWorkItemFn(beam.DoFn):
             queries.close()
         for side in (self._options.source, self._options.target):
             shared_sessions.release(side.connection)
-
-    def _table_meta(self):
-        target = self._options.target
-        return self._sessions["target"].cluster.metadata.keyspaces[target.keyspace].tables[
-            target.table]
 
     def _prepare_deletes(self):
         target = self._options.target
