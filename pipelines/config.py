@@ -78,6 +78,7 @@ class Settings:
     max_workers: int = 5
     batch_insert_size: int = 50
     fetch_batch_size: int = 100
+    fetch_page_bytes: int | None = 256 * 1024
     splits: int | None = None
     read_consistency: int = ConsistencyLevel.LOCAL_QUORUM
     write_consistency: int = ConsistencyLevel.QUORUM
@@ -242,6 +243,7 @@ _GLOBAL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "MAX_WORKERS": (5, _integer(1, 1024)),
     "BATCH_INSERT_SIZE": (50, _integer(1, 10_000)),
     "FETCH_BATCH_SIZE": (100, _integer(1, 100_000)),
+    "FETCH_PAGE_BYTES": (256 * 1024, _optional(_integer(1024, 64 * 1024 * 1024))),
     "SPLITS": (None, _optional(_integer(1, 1_000_000))),
     "READ_CONSISTENCY": ("LOCAL_QUORUM", _consistency(_READ_LEVELS)),
     "WRITE_CONSISTENCY": ("QUORUM", _consistency(_WRITE_LEVELS)),

@@ -250,10 +250,16 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
         # What the writer keeps, and what the reader must read for it and for the window.
         kept = CellOptions(writetime=settings.preserve_writetime, ttl=settings.preserve_ttl)
         read_cells = CellOptions(writetime=kept.writetime or window, ttl=kept.ttl)
+        serialized = plan.serialized(read_cells)
+        _LOG.info("%s: values %s", plan.source_label,
+                  "pass through as read, neither decoded nor serialized again" if serialized
+                  else "decoded and serialized again (a counter table, CONSTANTS, a writetime "
+                       "window, or collections written with their writetimes)")
         read = pipeline | f"Read {plan.source_label}" >> ReadFromCassandra(
             settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),
-            fetch_size=settings.fetch_batch_size, policy=read_policy,
+            fetch_size=settings.fetch_batch_size, page_bytes=settings.fetch_page_bytes,
+            serialized=serialized, policy=read_policy,
             partitions=plan.partitions, metrics_namespace=namespace,
             cells=read_cells, where=mapping.where,
             work_items=run.work_items.get(key) if run is not None else None,
@@ -269,7 +275,8 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             policy=write_policy, max_in_flight=settings.max_requests_in_flight,
             metrics_namespace=namespace, cells=kept, max_rows_per_second=rate,
             max_batch_bytes=settings.max_batch_bytes,
-            dead_letter_prefix=failed_rows_prefix(dead_letter_dir, plan), control=control)
+            dead_letter_prefix=failed_rows_prefix(dead_letter_dir, plan), control=control,
+            serialized=serialized)
         if ledger is not None:
             _ = written.work_items | f"Record work items of {step}" >> RecordWorkItems(
                 ledger, key, write_policy)

@@ -68,6 +68,18 @@ class TablePlan:
     # The CQL that creates the target table and its user types (CREATE_TARGET_TABLES): run by
     # a migration, only shown by a plan.
     create_cql: tuple[str, ...] = ()
+    # Copied columns with a cell per element: non-frozen collections and user types.
+    multi_cell: tuple[str, ...] = ()
+
+    def serialized(self, read: cells.CellOptions) -> bool:
+        """Whether rows can go from the reader to the writer with their values as the native
+        protocol carries them, neither decoded nor serialized again: the columns have the same
+        types on both sides (checked before), and nothing between needs a value: no counters
+        (reconciled), no CONSTANTS, no writetime window, and no collection whose cells carry
+        their own writetimes or whose list the writer checks against the target."""
+        mapping = self.mapping
+        return not (self.counters or mapping.constants or mapping.writetime_from is not None
+                    or mapping.writetime_to is not None or (self.multi_cell and read.any))
 
 
 def _normalise(cql_type: str) -> str:
@@ -536,8 +548,11 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
                                                            mapping.source)
     per_partition = (_rows_per_partition(source, settings.source.keyspace, source_table)
                      if estimated_partitions else None)
+    multi_cell = tuple(name for name, column in _copied_columns(mapping, source_table)
+                       if cells.is_multi_cell(column.cql_type, set(source_keyspace.user_types)))
     return TablePlan(mapping, source_label, target_label, tuple(source_table.columns),
                      estimated_partitions, counters=bool(counters), partitions=partitions,
+                     multi_cell=multi_cell,
                      estimated_bytes=estimated_bytes,
                      estimated_rows=(round(estimated_partitions * per_partition)
                                      if per_partition else None))

@@ -200,7 +200,8 @@ def _build(pipeline, settings: Settings, plans: list[TablePlan], run: runs.Run, 
             metrics_namespace=namespace, differences_prefix=differences_prefix(directory, plan),
             cells=cells, kept=kept, renames=renames, constants=constants, where=mapping.where,
             auto_correct=settings.auto_correct, delete_extra=settings.delete_extra_rows,
-            write_policy=write_policy, records=run.ledger is not None)
+            write_policy=write_policy, records=run.ledger is not None,
+            page_bytes=settings.fetch_page_bytes)
         step = plan.target_label
         compared = pipeline | f"Validate {step}" >> ValidateTable(
             options, run.work_items[runs.table_key(plan)])

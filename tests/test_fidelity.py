@@ -180,6 +180,57 @@ def test_every_cql_type_writetime_and_ttl_round_trip(tmp_path, keyspace, cassand
     _assert_same_cells(source, after)
 
 
+def test_single_cell_types_pass_through_serialized_with_writetime_ttl_and_empty_values(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, caplog):
+    """Without collections that carry their own cells' writetimes, the values go from reader to
+    writer as the protocol carries them: every single-cell type arrives equal, with its
+    writetime and TTL, and an empty value (which no Python value stands for) stays empty."""
+    table = ALL_TYPES.replace("all_types", "single_cells").replace(
+        "    l list<int>, s set<text>, m map<text, int>,\n", "").replace(
+        "    nested map<text, frozen<list<int>>>,\n", "").replace("addr address, ", "")
+    for session in (source_session, target_session):
+        for statement in TYPES:
+            session.execute(statement.format(ks=keyspace))
+        session.execute(table.format(ks=keyspace))
+    now = int(time.time() * 1_000_000)
+    columns = ["p1", "p2", "c1", "c2", *SINGLE_CELL]
+    insert = source_session.prepare(
+        f"INSERT INTO {keyspace}.single_cells ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)}) USING TIMESTAMP ? AND TTL ?")
+    for index in range(6):
+        row = _every_value(index)
+        source_session.execute(insert, [*(row[name] for name in columns),
+                                        now - 10_000_000 + index, 3600 * (index + 1)])
+    source_session.execute(f"UPDATE {keyspace}.single_cells USING TIMESTAMP {now - 5_000_000} "
+                           "SET t = 'updated later', i = 7 "
+                           "WHERE p1 = 1 AND p2 = 'ключ-1' AND c1 = 10 AND c2 = %s",
+                           (tuuid(1_700_000_001),))
+    # Empty values: an int and a timestamp with no bytes at all, an empty text and blob.
+    source_session.execute(f"INSERT INTO {keyspace}.single_cells (p1, p2, c1, c2, i, ts, t, b) "
+                           "VALUES (100, '', -1, %s, blobAsInt(0x), blobAsTimestamp(0x), '', 0x)",
+                           (tuuid(1_500_000_000),))
+    source_session.execute(f"INSERT INTO {keyspace}.single_cells (p1, p2, st) "
+                           "VALUES (102, 's', 'alone')")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["single_cells"])
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert f"{keyspace}.single_cells: values pass through as read" in caplog.text
+    assert summary["tables"][0]["rows_written"] == 8
+    query = (f"SELECT {', '.join(columns)}, "
+             + ", ".join(f"writetime({name}) AS wt_{name}, ttl({name}) AS ttl_{name}"
+                         for name in SINGLE_CELL)
+             + ", intAsBlob(i) AS raw_i, timestampAsBlob(ts) AS raw_ts "
+             + f"FROM {keyspace}.single_cells")
+    source = {tuple(row[:4]): row._asdict() for row in source_session.execute(query)}
+    target = {tuple(row[:4]): row._asdict() for row in target_session.execute(query)}
+    assert len(source) == 8
+    _assert_same_cells(source, target)
+    empty = target[(100, "", -1, tuuid(1_500_000_000))]
+    assert (empty["raw_i"], empty["raw_ts"], empty["t"], empty["b"]) == (b"", b"", "", b"")
+
+
 def test_without_preservation_cells_get_new_timestamps(tmp_path, keyspace, cassandra_hosts,
                                                        source_session, target_session):
     for session in (source_session, target_session):

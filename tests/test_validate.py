@@ -233,7 +233,7 @@ def test_a_killed_validation_resumes_where_it_stopped(
     rows = 40_000
     _copied(tmp_path, cassandra_hosts, keyspace, source_session, rows, "narrow", SPLITS=64)
     slow = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"], SPLITS=64,
-                          FETCH_BATCH_SIZE=10, MAX_WORKERS=1)
+                          FETCH_BATCH_SIZE=10, FETCH_PAGE_BYTES=None, MAX_WORKERS=1)
     process = subprocess.Popen([sys.executable, "-m", "pipelines.validate", "--config",
                                 str(slow)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     identity = f"{slow.resolve()} validate"

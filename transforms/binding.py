@@ -78,3 +78,17 @@ class Binder:
         bound.raw_values = values
         bound.values = serialized
         return bound
+
+    def bind_serialized(self, values: Sequence) -> BoundStatement:
+        """Bind values that are serialized already (bytes; UNSET_VALUE to leave a column
+        untouched), as a copy between columns of the same types reads them."""
+        columns = self._prepared.column_metadata
+        if len(values) != len(columns):
+            raise ValueError(f"{len(values)} values for {len(columns)} columns")
+        for index in self._key_indexes:
+            if values[index] is UNSET_VALUE or values[index] is None:
+                raise ValueError(f"key column {columns[index].name} is null")
+        bound = BoundStatement(self._prepared)
+        bound.raw_values = values
+        bound.values = values
+        return bound

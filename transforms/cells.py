@@ -149,6 +149,8 @@ class RowLayout:
              writetime_key(name) if keep_writetime and writetime_key(name) in present else None,
              ttl_key(name) if keep_ttl and ttl_key(name) in present else None)
             for index, name in enumerate(self.columns) if name not in key_columns)
+        self._writetimes = tuple((index, name) for index, name, _ in self._regular if name)
+        self._ttls = tuple((index, name) for index, _, name in self._regular if name)
 
     def uniform(self, row: Mapping) -> tuple[list, int | None, int | None] | None:
         values = [UNSET_VALUE if (value := row[name]) is None else value
@@ -156,6 +158,18 @@ class RowLayout:
         for index in self._keys:
             if values[index] is UNSET_VALUE:
                 return None
+        try:  # the usual case, scalar cells: one writetime and one TTL each
+            writetimes = {row[name] for index, name in self._writetimes
+                          if values[index] is not UNSET_VALUE}
+            ttls = {row[name] for index, name in self._ttls if values[index] is not UNSET_VALUE}
+        except TypeError:  # a list per collection or user type: its elements' cells
+            return self._uniform_elements(row, values)
+        if len(writetimes) > 1 or len(ttls) > 1:
+            return None
+        return (values, writetimes.pop() if writetimes else None, ttls.pop() if ttls else None)
+
+    def _uniform_elements(self, row: Mapping, values: list
+                          ) -> tuple[list, int | None, int | None] | None:
         unseen = writetime = ttl = _UNSEEN
         for index, writetime_name, ttl_name in self._regular:
             if values[index] is UNSET_VALUE:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms.binding import Binder
-from transforms.cells import CellOptions, RowLayout, cell_groups
+from transforms.cells import CellOptions, RowLayout, cell_groups, is_metadata_key
 from transforms.cql import insert_statement
 
 __all__ = ["InsertStatements", "request_for", "within_bytes"]
@@ -24,8 +24,13 @@ class InsertStatements:
     """Bound INSERTs for the rows of one table; prepared statements and row layouts cached."""
 
     def __init__(self, session, keyspace: str, table: str, key_columns: tuple[str, ...],
-                 clustering_key: tuple[str, ...], cells: CellOptions):
+                 clustering_key: tuple[str, ...], cells: CellOptions, serialized: bool = False):
         self._session = session
+        # Rows whose values are serialized already (bytes, None for null): bound as they are,
+        # and decoded (for a dead letter) with the types of an INSERT of every column,
+        # prepared now, while the table is known to be there.
+        self._serialized = serialized
+        self._bind = Binder.bind_serialized if serialized else Binder.bind
         self._keyspace = keyspace
         self._table = table
         self._key_columns = key_columns
@@ -33,6 +38,12 @@ class InsertStatements:
         self._cells = cells
         self._prepared: dict[tuple, Binder] = {}
         self._layouts: dict[tuple[str, ...], RowLayout] = {}
+        self._types = {}
+        if serialized:
+            metadata = session.cluster.metadata.keyspaces[keyspace].tables[table]
+            prepared = self._insert(tuple(metadata.columns), False, False).prepared
+            self._types = {column.name: column.type for column in prepared.column_metadata}
+            self._protocol_version = prepared.protocol_version
 
     def _insert(self, columns: tuple[str, ...], timestamp: bool, ttl: bool) -> Binder:
         key = (columns, timestamp, ttl)
@@ -51,8 +62,8 @@ class InsertStatements:
                 # A partition with static cells only: no clustering key, so no row to insert.
                 row = {name: value for name, value in row.items() if value is not None}
                 columns = tuple(row)
-            return [self._insert(columns, False, False).bind(
-                [UNSET_VALUE if value is None else value for value in row.values()])]
+            return [self._bind(self._insert(columns, False, False),
+                               [UNSET_VALUE if value is None else value for value in row.values()])]
         keys = tuple(row)
         layout = self._layouts.get(keys)
         if layout is None:
@@ -61,15 +72,31 @@ class InsertStatements:
         if uniform is not None:
             values, writetime, ttl = uniform
             values += [value for value in (writetime, ttl) if value is not None]
-            return [self._insert(layout.columns, writetime is not None,
-                                 ttl is not None).bind(values)]
+            return [self._bind(self._insert(layout.columns, writetime is not None,
+                                            ttl is not None), values)]
         statements = []
         for cells, writetime, ttl in self.groups(row):
             values = list(cells.values())
             values += [value for value in (writetime, ttl) if value is not None]
-            statements.append(self._insert(tuple(cells), writetime is not None,
-                                           ttl is not None).bind(values))
+            statements.append(self._bind(self._insert(tuple(cells), writetime is not None,
+                                                      ttl is not None), values))
         return statements
+
+    def readable(self, row: Mapping) -> Mapping:
+        """``row`` with Python values (for a dead letter or a log line): serialized values
+        decoded with the target's column types, writetimes and TTLs as integers."""
+        if not self._serialized:
+            return row
+        types, version = self._types, self._protocol_version
+        readable = {}
+        for name, value in row.items():
+            if value is None or value is UNSET_VALUE:
+                readable[name] = None
+            elif is_metadata_key(name):
+                readable[name] = int.from_bytes(value, "big", signed=True)
+            else:
+                readable[name] = types[name].from_binary(value, version)
+        return readable
 
     def groups(self, row: Mapping) -> list | None:
         """The row's cell groups when writetimes or TTLs are kept (for its dead letter)."""

@@ -18,15 +18,21 @@ validated or copied again once the cluster is healthy.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import logging
 import random
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from cassandra.protocol import _ProtocolHandler
+from cassandra import cqltypes
+from cassandra.protocol import ProtocolHandler, ResultMessage, _ProtocolHandler
+from cassandra.util import SortedSet
 
 from transforms import cells, retry, token_ranges, versions
 from transforms.cells import VALUES_ONLY, CellOptions
@@ -137,7 +143,10 @@ class _ReadWorkItemFn(beam.DoFn):
                  columns: tuple[str, ...] | None, fetch_size: int, policy: retry.RetryPolicy,
                  metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
                  where: str | None = None, item_ends: bool = False,
-                 control: ControlOptions | None = None):
+                 control: ControlOptions | None = None, page_bytes: int | None = None,
+                 serialized: bool = False):
+        self._page_bytes = page_bytes
+        self._serialized = serialized
         self._item_ends = item_ends
         self._control_options = control
         self._cells = cells
@@ -154,7 +163,8 @@ class _ReadWorkItemFn(beam.DoFn):
         self._shared = shared_sessions.acquire(self._connection)
         self._queries = prepare_reads(self._shared, self._connection, self._keyspace,
                                       self._table, self._columns, self._fetch_size, self._cells,
-                                      self._where)
+                                      self._where, page_bytes=self._page_bytes,
+                                      serialized=self._serialized)
         self._rows_read = Metrics.counter(self._namespace, "rows_read")
         self._read_retries = Metrics.counter(self._namespace, "read_retries")
         self._ranges_failed = Metrics.counter(self._namespace, "ranges_failed")
@@ -245,8 +255,12 @@ class TableQueries:
 
     def __init__(self, session, keyspace: str, table: str, columns: tuple[str, ...] | None,
                  fetch_size: int, cells: CellOptions = VALUES_ONLY, where: str | None = None,
-                 token: bool = False, describe_cluster: str = "the cluster"):
+                 token: bool = False, describe_cluster: str = "the cluster",
+                 page_bytes: int | None = None, serialized: bool = False):
         self.session = session
+        self.serialized = serialized
+        self.page_rows = fetch_size  # rows a page asks for: at least fetch_size (PageSize)
+        self._page_size = PageSize(fetch_size, page_bytes) if page_bytes else None
         self._own_session = None
         metadata = session.cluster.metadata
         table_meta = table_metadata(session, keyspace, table)
@@ -263,12 +277,15 @@ class TableQueries:
                 table_meta, columns, set(metadata.keyspaces[keyspace].user_types), cells,
                 versions.oldest_release(metadata))
             selectors += metadata_selectors
-            if per_element:
+            if per_element and not serialized:
                 # Per-element TTLs of a collection hold nulls for elements without TTL, which
                 # the driver's Cython decoder rejects: this reader uses the pure-Python
                 # decoder, on a session of its own so other readers keep the fast one.
                 self._own_session = self.session = session.cluster.connect()
                 self.session.client_protocol_handler = _ProtocolHandler
+        if serialized:  # a session of its own too: its rows' values are bytes
+            self._own_session = self.session = session.cluster.connect()
+            self.session.client_protocol_handler = SerializedProtocolHandler
         extra = f" AND {where}" if where else ""
         suffix = " ALLOW FILTERING" if where else ""
         self.range_query = self.session.prepare(select_statement(
@@ -315,8 +332,9 @@ class TableQueries:
         host = self._replica_host(item) if replicas else None
 
         def fetch_async(paging_state, host, consistency):
-            return send(self.session, statement.bind(parameters), consistency,
-                        paging_state=paging_state, host=host)
+            bound = statement.bind(parameters)
+            bound.fetch_size = self.page_rows
+            return send(self.session, bound, consistency, paging_state=paging_state, host=host)
 
         paging_state = None
         future = fetch_async(None, host, policy.consistency)
@@ -326,6 +344,8 @@ class TableQueries:
                 return fetch_async(paging_state, None, consistency).result()
 
             outcome = outcome_of(future, fetch, policy, describe=describe)
+            if outcome.ok and self._page_size is not None:
+                self.page_rows = self._page_size.learn(outcome.result.current_rows)
             if not outcome.ok or outcome.result.paging_state is None:
                 yield outcome
                 return
@@ -337,9 +357,82 @@ class TableQueries:
 def prepare_reads(session, connection: CassandraConnection, keyspace: str, table: str,
                   columns: tuple[str, ...] | None, fetch_size: int,
                   cells: CellOptions = VALUES_ONLY, where: str | None = None,
-                  token: bool = False) -> TableQueries:
+                  token: bool = False, page_bytes: int | None = None,
+                  serialized: bool = False) -> TableQueries:
     return TableQueries(session, keyspace, table, columns, fetch_size, cells, where, token,
-                        describe_cluster=connection.describe())
+                        describe_cluster=connection.describe(), page_bytes=page_bytes,
+                        serialized=serialized)
+
+
+class _BytesResultMessage(ProtocolHandler.message_types_by_opcode[ResultMessage.opcode]):
+    """The driver's (Cython) result message, with every column of the rows decoded as a blob:
+    each value as the native protocol carries it (bytes; None for null)."""
+
+    def recv_results_metadata(self, f, user_type_map):
+        super().recv_results_metadata(f, user_type_map)
+        if self.column_metadata:
+            self.column_metadata = [(*column[:3], cqltypes.BytesType)
+                                    for column in self.column_metadata]
+
+
+class SerializedProtocolHandler(ProtocolHandler):
+    """A session's protocol handler that hands over rows with serialized values, for a copy
+    that writes them back unchanged (``TableQueries(serialized=True)``): no Python object per
+    value on the way in, no serialization on the way out."""
+
+    message_types_by_opcode = {**ProtocolHandler.message_types_by_opcode,
+                               ResultMessage.opcode: _BytesResultMessage}
+
+
+class PageSize:
+    """Pages of about ``page_bytes`` and at least ``min_rows`` rows (at most ``MAX_ROWS``): a
+    page costs a request, a response and a seek on the node whatever its rows, so small rows
+    are cheaper in bigger pages, while big rows keep a page's memory bounded. The rows' size
+    is learnt from the first page with enough rows to tell (``row_bytes``: the size of the
+    values as the protocol carries them, roughly)."""
+
+    MAX_ROWS = 10_000
+    SAMPLE = 50
+
+    def __init__(self, min_rows: int, page_bytes: int):
+        self.min_rows = min_rows
+        self.page_bytes = page_bytes
+        self.rows = min_rows
+        self._learnt = False
+
+    def learn(self, rows) -> int:
+        """The rows the next page should ask for, after a page of ``rows``."""
+        if not self._learnt and len(rows) >= min(self.SAMPLE, self.min_rows):
+            sample = rows[:self.SAMPLE]
+            mean = sum(map(row_bytes, sample)) / len(sample)
+            self.rows = max(self.min_rows, min(self.MAX_ROWS, int(self.page_bytes // mean)))
+            self._learnt = True
+        return self.rows
+
+
+_FIXED_SIZES = {int: 8, float: 8, bool: 1, uuid.UUID: 16, datetime.datetime: 8,
+                datetime.date: 4, decimal.Decimal: 16}
+
+
+def value_bytes(value) -> int:
+    """About how many bytes ``value`` takes in the native protocol (its length prefix too)."""
+    if value is None:
+        return 4
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bytearray:
+        return 4 + len(value)
+    size = _FIXED_SIZES.get(kind)
+    if size is not None:
+        return 4 + size
+    if isinstance(value, Mapping):
+        return 8 + sum(value_bytes(key) + value_bytes(item) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset, SortedSet)):
+        return 8 + sum(map(value_bytes, value))
+    return 12
+
+
+def row_bytes(row: Mapping) -> int:
+    return sum(map(value_bytes, row.values()))
 
 
 def _cell_metadata_selectors(table, columns, user_types: set[str], options: CellOptions,
@@ -374,7 +467,13 @@ class ReadFromCassandra(beam.PTransform):
       columns: the columns to select; all columns of the table by default.
       splits: about how many token ranges to cut the ring into; more ranges balance workers
         better, each costs one query more.
-      fetch_size: rows per page.
+      fetch_size: rows per page (the fewest, with ``page_bytes``).
+      serialized: rows carry each value as the native protocol serializes it (bytes, None
+        for null) instead of a Python value: for a writer that writes them back unchanged
+        (``WriteToCassandra(serialized=True)``), to a table whose columns have the same types.
+      page_bytes: size pages to about this many bytes of values, from the rows' size (learnt
+        from a first page), never fewer rows than ``fetch_size`` (``PageSize``); None: pages of
+        exactly ``fetch_size`` rows.
       policy: retries and consistency of the reads (its ``consistency`` is the read level).
       partitions: read only these partitions (tuples of partition key values) instead of the ring.
       metrics_namespace: namespace of the rows_read / read_retries / ranges_failed /
@@ -404,8 +503,11 @@ class ReadFromCassandra(beam.PTransform):
                  partitions: tuple[tuple[Any, ...], ...] | None = None,
                  metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
                  where: str | None = None, work_items: list[ReadWorkItem] | None = None,
-                 item_ends: bool = False, control: ControlOptions | None = None):
+                 item_ends: bool = False, control: ControlOptions | None = None,
+                 page_bytes: int | None = None, serialized: bool = False):
         super().__init__()
+        self._page_bytes = page_bytes
+        self._serialized = serialized
         self._work_items = work_items
         self._item_ends = item_ends
         self._control = control
@@ -435,7 +537,7 @@ class ReadFromCassandra(beam.PTransform):
             | "ReadWorkItems" >> beam.ParDo(_ReadWorkItemFn(
                 self._connection, self._keyspace, self._table, self._columns, self._fetch_size,
                 self._policy, self._namespace, self._cells, self._where, self._item_ends,
-                self._control)).with_outputs(
+                self._control, self._page_bytes, self._serialized)).with_outputs(
                     self.FAILED_RANGES, self.DOWNGRADED_RANGES, main="rows")
         )
 
@@ -447,6 +549,8 @@ class ReadFromCassandra(beam.PTransform):
             "splits": self._splits if self._partitions is None else None,
             "partitions": len(self._partitions) if self._partitions is not None else None,
             "fetch_size": self._fetch_size,
+            "page_bytes": self._page_bytes,
+            "serialized": self._serialized or None,
             "consistency": retry.consistency_name(self._policy.consistency),
             "fallback_consistency": (retry.consistency_name(self._policy.fallback_consistency)
                                      if self._policy.fallback_consistency is not None else None),

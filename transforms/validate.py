@@ -96,6 +96,7 @@ class ValidationOptions:
     delete_extra: bool = False
     write_policy: retry.RetryPolicy | None = None
     records: bool = False  # emit a record of each work item (for the ledger)
+    page_bytes: int | None = None  # pages of about this size (``read.PageSize``)
 
 
 class _ReadFailed(Exception):
@@ -121,7 +122,8 @@ class _ValidateWorkItemFn(beam.DoFn):
             session = self._sessions[name] = shared_sessions.acquire(side.connection)
             self._queries[name] = TableQueries(
                 session, side.keyspace, side.table, side.columns, options.fetch_size,
-                options.cells, where, token=True, describe_cluster=side.connection.describe())
+                options.cells, where, token=True, describe_cluster=side.connection.describe(),
+                page_bytes=options.page_bytes)
         source_keys = self._queries["source"].key_columns
         self._target_keys = self._queries["target"].key_columns
         renames = options.renames

@@ -86,9 +86,11 @@ class _WriteRowsFn(RowWriterFn):
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
                  max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
-                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None):
+                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None,
+                 serialized: bool = False):
         super().__init__(connection, keyspace, table, policy, max_in_flight, metrics_namespace,
                          max_rows_per_second, dead_letter_prefix, control)
+        self._serialized = serialized
         self._max_batch_bytes = max_batch_bytes
         self._batch_mode = BatchMode(batch_mode)
         self._cells = cells
@@ -102,11 +104,15 @@ class _WriteRowsFn(RowWriterFn):
         self._replica_sets = (ReplicaSets(token_map, self._keyspace)
                               if token_map is not None else None)
         self._inserts = InsertStatements(self._session, self._keyspace, self._table,
-                                         self._key_columns, self._clustering_key, self._cells)
+                                         self._key_columns, self._clustering_key, self._cells,
+                                         self._serialized)
         lists = list_columns(self._table_metadata)
         self._lists = (ListGuard(self._session, self._keyspace, self._table, lists,
                                  self._key_columns, self._policy)
                        if lists and self._cells.writetime else None)
+        if self._lists is not None and self._serialized:
+            raise ValueError(f"{self._label} has non-frozen lists written with their "
+                             "writetimes: serialized rows cannot be checked against the target")
 
     def start_bundle(self):
         super().start_bundle()
@@ -215,14 +221,15 @@ class _WriteRowsFn(RowWriterFn):
 
     def _written(self, rows, outcome: retry.Outcome, tally: ItemTally, size: int = 0):
         if outcome.downgraded:
-            self._downgraded(rows, outcome.consistency)
+            self._downgraded([self._inserts.readable(row) for row in rows], outcome.consistency)
         super()._written(len(rows), tally, size=size)
 
     def _failed(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally):
+        row = self._inserts.readable(row)
         self._dead_letter(row, outcome, tally, groups=self._inserts.groups(row))
 
     def _describe(self, rows) -> str:
-        key = self._key_of(rows[0])
+        key = self._key_of(self._inserts.readable(rows[0]))
         more = f" and {len(rows) - 1} more rows" if len(rows) > 1 else ""
         return (f"writing to {self._label} (partition {key['partition_key']}, "
                 f"clustering {key['clustering']}{more})")
@@ -298,6 +305,10 @@ class WriteToCassandra(beam.PTransform):
         (any Beam file system) before counting them (``transforms.row_writer``).
       control: the run's control of this table (``transforms.ledger.ControlOptions``): an
         error budget, and a stop once the target refuses the table itself.
+      serialized: the rows carry their values as the native protocol serializes them
+        (``ReadFromCassandra(serialized=True)``), written as they are; a failed row is decoded
+        with the target's column types for its dead letter. Not for counter tables or tables
+        with non-frozen lists.
 
     Returns the DoFn's outputs: ``result.failed_rows`` (a JSON-ready dict per row that could not
     be written), ``result.downgraded_rows`` (the keys of rows written at the fallback level)
@@ -314,8 +325,10 @@ class WriteToCassandra(beam.PTransform):
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
                  metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
                  max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
-                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None):
+                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None,
+                 serialized: bool = False):
         super().__init__()
+        self._serialized = serialized
         self._dead_letter_prefix = dead_letter_prefix
         self._control = control
         self._connection = connection
@@ -336,7 +349,7 @@ class WriteToCassandra(beam.PTransform):
             self._connection, self._keyspace, self._table,
             _WriteRowsFn(*common, self._batch_mode, self._max_in_flight, self._namespace,
                          self._cells, self._max_rows_per_second, self._max_batch_bytes,
-                         self._dead_letter_prefix, self._control),
+                         self._dead_letter_prefix, self._control, self._serialized),
             _WriteCountersFn(*common, self._max_in_flight, self._namespace,
                              self._max_rows_per_second, self._dead_letter_prefix,
                              self._control))
@@ -357,5 +370,6 @@ class WriteToCassandra(beam.PTransform):
             "retries": policy.retries,
             "cells": self._cells.describe(),
             "max_rows_per_second": self._max_rows_per_second,
+            "serialized": self._serialized or None,
         }
         return {name: value for name, value in items.items() if value is not None}
