@@ -1,4 +1,5 @@
-"""Pages sized by bytes (``read.PageSize``): pure logic, on rows as the reader hands them over."""
+"""Pages sized by bytes (``read.PageSize``), and when values may pass through serialized: pure
+logic."""
 
 from __future__ import annotations
 
@@ -38,3 +39,24 @@ def test_the_size_is_learnt_from_a_page_with_enough_rows():
     size = PageSize(min_rows=100, page_bytes=256 * 1024)
     assert size.learn(_rows(3, "x")) == 100  # a partition's few rows: too few to tell
     assert size.learn(_rows(60, "x")) > 100
+
+
+def test_values_pass_through_serialized_only_when_nothing_between_needs_them():
+    from pipelines.config import TableMapping
+    from pipelines.preflight import TablePlan
+    from transforms.cells import VALUES_ONLY, CellOptions
+
+    kept = CellOptions(writetime=True, ttl=True)
+
+    def plan(mapping=None, **facts):
+        return TablePlan(mapping or TableMapping("a", "b"), "ks.a", "ks.b", ("id", "v"), None,
+                         **facts)
+
+    assert plan().serialized(kept)
+    assert plan(TableMapping("a", "b", columns=(("v", "w"),))).serialized(kept)  # a rename
+    assert plan(multi_cell=("tags",)).serialized(VALUES_ONLY)  # no cells' writetimes read
+    assert not plan(multi_cell=("tags",)).serialized(kept)
+    assert not plan(counters=True).serialized(VALUES_ONLY)
+    assert not plan(TableMapping("a", "b", constants=(("v", 1),))).serialized(kept)
+    assert not plan(TableMapping("a", "b", writetime_from=1)).serialized(kept)
+    assert not plan(TableMapping("a", "b", writetime_to=1)).serialized(VALUES_ONLY)

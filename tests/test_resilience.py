@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cassandra.cluster import Cluster
+from cassandra.cluster import Cluster, NoHostAvailable
 
 from tests.conftest import create_keyspace
 from tests.helpers import dead_letters, rows_of, run_migration, write_settings
@@ -117,7 +117,23 @@ def _restart_during_run(tmp_path, pair, address: str, how: int) -> tuple[int, di
     local_cassandra.restart(address)
     runner.join(timeout=600)
     assert not runner.is_alive()
+    for session in (pair[1], pair[3]):
+        _answering(session)
     return outcome["result"]
+
+
+def _answering(session, seconds: float = 90) -> None:
+    """Wait until this test's own session reaches its node again: the driver reconnects to a
+    restarted node on a growing backoff, which may end after the migration does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local")
+            return
+        except NoHostAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def test_a_target_node_killed_and_restarted_costs_time_not_rows(tmp_path, durable_pair):
