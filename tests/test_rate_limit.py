@@ -115,6 +115,19 @@ def test_a_writer_beats_at_most_every_heartbeat():
     assert ledger.asked == 2  # at 0 s and at 0.5 s of the 1 s
 
 
+def test_a_writer_waiting_for_its_turn_keeps_beating():
+    """A low limit: one bundle waits longer than the window, and the writer still counts."""
+    clock = FakeClock()
+    ledger = FakeLedger(clock)
+    a, b = run_limiter(clock, ledger, "a", limit=20, processes=2), run_limiter(
+        clock, ledger, "b", limit=20, processes=2)
+    b.acquire(1)
+    a.acquire(50)  # 5 s at a's 10 rows/s
+    assert clock.now == pytest.approx(5.0)
+    assert ledger.asked >= 1 + 5 / RunLimiter.HEARTBEAT_SECONDS
+    assert ledger.beats["a"] >= clock.now - RunLimiter.HEARTBEAT_SECONDS
+
+
 def test_a_ledger_error_keeps_the_last_share():
     clock = FakeClock()
     ledger = FakeLedger(clock)

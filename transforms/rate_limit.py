@@ -104,10 +104,12 @@ class RunLimiter:
                  sleep: Callable[[float], None] = time.sleep):
         self.limit = float(rows_per_second)
         self.processes = max(1, processes)
-        self._bucket = RateLimiter(self.limit / self.processes, clock, sleep)
         self._writers = writers
         self.writer = writer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock
+        self._sleep = sleep
+        self._bucket = RateLimiter(self.limit / self.processes, clock,
+                                   self._wait if writers is not None else sleep)
         self._lock = threading.Lock()
         self._next_beat = float("-inf")
         self._asked_at: float | None = None  # when the beat now awaiting its answer was sent
@@ -123,6 +125,15 @@ class RunLimiter:
         if self._writers is not None:
             self._beat()
         return self._bucket.acquire(rows)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, beating meanwhile: a writer waiting for its turn (a low limit, many threads)
+        still writes for the run."""
+        while seconds > 0:
+            step = min(seconds, self.HEARTBEAT_SECONDS)
+            self._sleep(step)
+            seconds -= step
+            self._beat()
 
     def _beat(self) -> None:
         with self._lock:
@@ -177,10 +188,6 @@ class RateLimit:
         return _LIMITERS.get((self.rows_per_second, self.processes, ledger.run_id,
                               ledger.attempt), self.rows_per_second, self.processes,
                              LiveWriters(ledger))
-
-    def describe(self) -> str:
-        return (f"{self.rows_per_second:,.0f} rows/s for the run, {self.processes} writing "
-                f"process{'es' if self.processes != 1 else ''} expected")
 
 
 _LIMITERS: PerProcess[RunLimiter] = PerProcess(RunLimiter)

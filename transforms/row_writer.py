@@ -78,6 +78,7 @@ class RowWriterFn(beam.DoFn):
         self._rate = rate
         self._dead_letter_prefix = dead_letter_prefix
         self._control_options = control
+        self._ledger_connection = None  # set in setup when the rate limit uses the ledger
         self._label = f"{keyspace}.{table}"
 
     def setup(self):
@@ -93,9 +94,14 @@ class RowWriterFn(beam.DoFn):
         self._counters = {name: Metrics.counter(self._namespace, name) for name in self.COUNTERS}
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
         self._progress = progress.tracker()
-        # One limiter per run per process; with a ledger, its share follows the run's writers.
+        # One limiter per run per process; with a ledger, its share follows the run's writers,
+        # through the ledger's session, held here while the writer lives.
         ledger = self._control_options.ledger if self._control_options is not None else None
         self._limiter = self._rate.limiter(ledger) if self._rate is not None else None
+        self._ledger_connection = (ledger.connection
+                                   if ledger is not None and self._rate is not None else None)
+        if self._ledger_connection is not None:
+            shared_sessions.acquire(self._ledger_connection)
         self._dead_letter_file = (dead_letters.durable_file(self._dead_letter_prefix, "failed_rows")
                                   if self._dead_letter_prefix else None)
         self._control = (self._control_options.control()
@@ -103,6 +109,8 @@ class RowWriterFn(beam.DoFn):
         self._outage_clock = retry.outage_clock(self._namespace)
 
     def teardown(self):
+        if self._ledger_connection is not None:
+            shared_sessions.release(self._ledger_connection)
         shared_sessions.release(self._connection)
 
     def start_bundle(self):
