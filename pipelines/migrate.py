@@ -180,11 +180,13 @@ def count_records(paths: list[str]) -> int:
 
 
 def rate_per_process(settings: Settings, options: PipelineOptions) -> float | None:
-    """MAX_ROWS_PER_SECOND for one worker process: every writer of a process shares one limit,
-    so the run's limit is divided among the processes that write (see _writing_processes)."""
+    """The static share of MAX_ROWS_PER_SECOND of one worker process (every writer of a process
+    shares one limiter): the run's limit divided among the processes expected to write (see
+    writing_processes). With a ledger, each process starts with it and then takes its share of
+    the processes writing at the moment (``transforms.rate_limit``); without one, it keeps it."""
     if not settings.max_rows_per_second:
         return None
-    return settings.max_rows_per_second / _writing_processes(settings, options)
+    return settings.max_rows_per_second / writing_processes(settings, options)
 
 
 # Compute Engine types whose name does not end in their vCPUs.
@@ -201,9 +203,9 @@ def _vcpus(machine_type: str | None) -> int:
     return int(found.group(1)) if found else 1
 
 
-def _writing_processes(settings: Settings, options: PipelineOptions) -> int:
+def writing_processes(settings: Settings, options: PipelineOptions) -> int:
     """How many processes write at once, each with its own limiter; rounded up when unsure, so
-    the run never goes above its limit.
+    the run never goes above its limit before the processes find each other in the ledger.
 
     DirectRunner: one, or direct_num_workers in multi_processing mode. Flink and other portable
     runners: one with a LOOPBACK environment (every worker thread in the launching process,
@@ -234,7 +236,7 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
                    dead_letter_dir: str, run: runs.Run | None = None) -> None:
     """Add one read -> write branch per table, with its dead-letter files, and the record of
     its work items in the run ledger (when ``run`` has one)."""
-    rate = rate_per_process(settings, pipeline.options)
+    processes = writing_processes(settings, pipeline.options)
     read_policy = settings.retry_policy(settings.source, settings.read_consistency)
     write_policy = settings.retry_policy(settings.target, settings.write_consistency)
     max_rows, max_share = settings.failure_budget()
@@ -273,7 +275,8 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
             settings.target.connection, settings.target.keyspace, mapping.target,
             batch_size=settings.batch_insert_size, batch_mode=settings.batch_mode,
             policy=write_policy, max_in_flight=settings.max_requests_in_flight,
-            metrics_namespace=namespace, cells=kept, max_rows_per_second=rate,
+            metrics_namespace=namespace, cells=kept,
+            max_rows_per_second=settings.max_rows_per_second, writing_processes=processes,
             max_batch_bytes=settings.max_batch_bytes,
             dead_letter_prefix=failed_rows_prefix(dead_letter_dir, plan), control=control,
             serialized=serialized)

@@ -220,17 +220,11 @@ def describe(settings: Settings, options: PipelineOptions, clusters, plans: list
         if ledger_line:
             block.append(f"ledger:      {ledger_line}")
         lines += [f"  {line}" for line in block] + [""]
-    rate = migrate.rate_per_process(settings, options)
-    processes = migrate._writing_processes(settings, options)
-    limit = ("none (MAX_ROWS_PER_SECOND: null)" if not settings.max_rows_per_second else
-             f"MAX_ROWS_PER_SECOND {settings.max_rows_per_second:,.0f} rows/s for the run: "
-             f"{rate:,.1f} rows/s in each of {processes} writing process"
-             f"{'es' if processes != 1 else ''}")
     direct = options.view_as(DirectOptions)
     workers = (f"{direct.direct_num_workers} DirectRunner worker threads"
                if migrate._runner_name(options) == "direct" else
                f"runner {migrate._runner_name(options)}")
-    lines += [f"rate limit:  {limit}",
+    lines += [f"rate limit:  {_rate_limit(settings, options)}",
               f"workers:     MAX_WORKERS {settings.max_workers}: {workers}, up to "
               f"{settings.max_requests_in_flight} write requests in flight each "
               "(MAX_REQUESTS_IN_FLIGHT)",
@@ -238,3 +232,18 @@ def describe(settings: Settings, options: PipelineOptions, clusters, plans: list
               f"dead letters under {settings.failed_rows_dir}",
               f"ledger:      {ledger['note']}"]
     return "\n".join(lines)
+
+
+def _rate_limit(settings, options) -> str:
+    """How MAX_ROWS_PER_SECOND is shared (``transforms.rate_limit``)."""
+    if not settings.max_rows_per_second:
+        return "none (MAX_ROWS_PER_SECOND: null)"
+    rate = migrate.rate_per_process(settings, options)
+    processes = migrate.writing_processes(settings, options)
+    expected = f"{processes} writing process{'es' if processes != 1 else ''} expected"
+    text = f"MAX_ROWS_PER_SECOND {settings.max_rows_per_second:,.0f} rows/s for the run: "
+    if settings.ledger_keyspace is None:
+        return (text + f"{rate:,.1f} rows/s in each process ({expected}; without a ledger a "
+                "process that runs out of work leaves its share unused)")
+    return (text + "shared through the ledger by the processes writing at the moment, each "
+            f"starting at {rate:,.1f} rows/s ({expected})")

@@ -128,8 +128,8 @@ def test_a_migration_on_a_flink_cluster_with_dead_letters_a_workers_password_and
                                    "WHERE account_id = %s AND seq = 0", ("x" * 5000, account))
         for table in ("events", "guarded"):
             sample_data.create_table(admin, keyspace, table)
-        # Many small work items, so that the two writers (one per TaskManager, each holding
-        # half of the limit) get about the same share of the rows.
+        # Many small work items, so that the two writers (one per TaskManager) get about the
+        # same share of the rows.
         settings = write_settings(tmp_path, cassandra_hosts[0], host, keyspace,
                                   ["events", "guarded"], TARGET=target_login,
                                   LEDGER_KEYSPACE=LEDGER_KEYSPACE, MAX_WORKERS=PARALLELISM,
@@ -183,12 +183,15 @@ def test_a_migration_on_a_flink_cluster_with_dead_letters_a_workers_password_and
 
         # The rate, from the run's own figures: every row written over the time from the big
         # table's first read to its last write (the small table's rows share the limit
-        # meanwhile). Never above the limit; below it by what a writer that ran out of work
-        # early left unused (the limit is divided evenly among the writing processes, and on
-        # a loaded machine their shares of the work items differ by a few per cent).
+        # meanwhile), within 5 % of the limit. The two writers' shares of the work items
+        # differ (they are spread by a hash); the one that runs out of work first stops
+        # beating in the ledger, and the other takes the whole limit.
         written = events["rows_written"] + guarded["rows_written"]
+        rate = written / events["seconds"]
+        print(f"rate: {rate:,.1f} rows/s for a limit of {RATE:,} ({written:,} rows in "
+              f"{events['seconds']} s)")
         assert events["seconds"] >= 30
-        assert RATE * 0.85 <= written / events["seconds"] <= RATE * 1.05, (written, events)
+        assert RATE * 0.95 <= rate <= RATE * 1.05, (rate, written, events)
 
         _assert_no_password_logged(tmp_path, cluster)
     finally:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import migrate
+from pipelines import migrate, plan
 from pipelines.config import SettingsError, load_settings
 
 MINIMAL = {"SOURCE": {"HOSTS": ["10.0.0.1"], "KEYSPACE": "shop"},
@@ -130,3 +130,18 @@ def test_no_rate_limit_is_none_on_every_runner(tmp_path):
     settings = settings_with(tmp_path)
     for argv, _ in [case[1:] for case in RATE_DIVISIONS]:
         assert migrate.rate_per_process(settings, PipelineOptions(argv)) is None
+
+
+def test_plan_says_how_the_rate_limit_is_shared(tmp_path):
+    argv = ["--runner=PortableRunner", "--environment_type=EXTERNAL", "--parallelism=4"]
+    shared = plan._rate_limit(settings_with(tmp_path, MAX_ROWS_PER_SECOND=1200),
+                              PipelineOptions(argv))
+    assert shared == ("MAX_ROWS_PER_SECOND 1,200 rows/s for the run: shared through the ledger "
+                      "by the processes writing at the moment, each starting at 300.0 rows/s "
+                      "(4 writing processes expected)")
+    static = plan._rate_limit(settings_with(tmp_path, MAX_ROWS_PER_SECOND=1200,
+                                            LEDGER_KEYSPACE=None), PipelineOptions(argv))
+    assert static.startswith("MAX_ROWS_PER_SECOND 1,200 rows/s for the run: 300.0 rows/s in "
+                             "each process (4 writing processes expected; without a ledger")
+    assert plan._rate_limit(settings_with(tmp_path), PipelineOptions(argv)) == (
+        "none (MAX_ROWS_PER_SECOND: null)")

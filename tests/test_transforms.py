@@ -59,7 +59,7 @@ def test_transforms_show_what_they_will_do_but_never_a_password():
     read = ReadFromCassandra(connection, "shop", "orders", splits=32, fetch_size=500,
                              cells=CellOptions(writetime=True, ttl=True))
     write = WriteToCassandra(connection, "shop_v2", "orders", batch_mode=BatchMode.PARTITION,
-                             max_rows_per_second=1000)
+                             max_rows_per_second=1000, writing_processes=4)
     shown = {}
     for transform in (read, write):
         for item in DisplayData.create_from(transform).items:
@@ -70,4 +70,5 @@ def test_transforms_show_what_they_will_do_but_never_a_password():
     assert shown[("WriteToCassandra", "batch_mode")] == "PARTITION"
     assert shown[("WriteToCassandra", "hosts")] == "10.0.0.1:9042"
     assert shown[("WriteToCassandra", "max_rows_per_second")] == 1000
+    assert shown[("WriteToCassandra", "writing_processes")] == 4
     assert not any("hunter2" in str(value) for value in shown.values())

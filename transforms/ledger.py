@@ -16,6 +16,9 @@ Tables (in ``LEDGER_KEYSPACE``):
   and end of the latest.
 * ``table_stops``: a table stopped early in a run (error budget exceeded, or the table itself is
   wrong), so workers in other processes stop taking its work too.
+* ``writers``: the processes writing for a run attempt at the moment, each beating its row
+  every half second while it writes (rows expire after a minute): how MAX_ROWS_PER_SECOND is
+  shared among them (``transforms.rate_limit``).
 
 The ledger is written at the target's QUORUM with the driver's own retries off like every
 request of this project; a failed ledger write leaves an item ``pending``, which costs a redo on
@@ -46,8 +49,8 @@ from transforms.cql import quote
 from transforms.process_cache import PerProcess
 from transforms.requests import InFlight, outcome_of, resend, send
 
-__all__ = ["ControlOptions", "Ledger", "LedgerOptions", "RecordWorkItems", "RunRecord",
-           "WorkItemRecord", "new_run_id"]
+__all__ = ["ControlOptions", "Ledger", "LedgerOptions", "LiveWriters", "RecordWorkItems",
+           "RunRecord", "WorkItemRecord", "new_run_id"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -66,6 +69,12 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS {ks}.table_stops (
         run_id text, table_name text, reason text, stopped_at timestamp,
         PRIMARY KEY ((run_id), table_name))""",
+    # Beats of a run's writers: overwritten twice a second, read by partition; the TTL clears
+    # them, and expired beats of a finished run need no long gc_grace.
+    """CREATE TABLE IF NOT EXISTS {ks}.writers (
+        run_id text, attempt text, writer text, seen timestamp,
+        PRIMARY KEY ((run_id, attempt), writer))
+        WITH default_time_to_live = 60 AND gc_grace_seconds = 3600""",
 )
 
 
@@ -145,6 +154,11 @@ class Ledger:
                     "VALUES (?, ?, ?, ?)",
             "stops": f"SELECT table_name, reason FROM {ks}.table_stops WHERE run_id = ?",
             "clear_stops": f"DELETE FROM {ks}.table_stops WHERE run_id = ?",
+            # Both times from the coordinator's clock: workers' clocks need not agree.
+            "beat": f"INSERT INTO {ks}.writers (run_id, attempt, writer, seen) "
+                    "VALUES (?, ?, ?, toTimestamp(now())) USING TTL 60",
+            "writers": f"SELECT writer, seen, toTimestamp(now()) AS now FROM {ks}.writers "
+                       "WHERE run_id = ? AND attempt = ?",
         }
 
     # ------------------------------------------------------------------ schema
@@ -238,6 +252,24 @@ class Ledger:
     def stops(self, run_id: str) -> dict[str, str]:
         return {row["table_name"]: row["reason"]
                 for row in self._session.execute(self._statement("stops"), (run_id,))}
+
+    # ------------------------------------------------------------------ writers
+
+    def beat(self, run_id: str, attempt: str, writer: str, timeout: float):
+        """Record that ``writer`` writes for the run now; returns the request's future."""
+        return self._session.execute_async(self._statement("beat"), (run_id, attempt, writer),
+                                           timeout=timeout)
+
+    def writers(self, run_id: str, attempt: str, timeout: float):
+        """The run's writers' beats; returns the request's future, whose rows
+        ``writer_ages`` reads."""
+        return self._session.execute_async(self._statement("writers"), (run_id, attempt),
+                                           timeout=timeout)
+
+
+def writer_ages(rows) -> dict[str, float]:
+    """Seconds since each writer's last beat, by the coordinator's clock."""
+    return {row["writer"]: (row["now"] - row["seen"]).total_seconds() for row in rows}
 
 
 def _timestamp(seconds: float) -> datetime.datetime:
@@ -365,6 +397,41 @@ class TableControl:
 
 
 _CONTROLS: PerProcess[TableControl] = PerProcess(TableControl)
+
+
+class LiveWriters:
+    """The writers of a run in the ledger, for the rate limit (``transforms.rate_limit``): a
+    beat is one write and one single-partition read, sent without waiting; the answer comes
+    on the driver's thread. Through the process's shared session of the target, which the
+    writers hold while they write."""
+
+    TIMEOUT_SECONDS = 2.0
+
+    def __init__(self, options: LedgerOptions):
+        self._options = options
+        self._ledger_of: tuple | None = None
+
+    def beat(self, writer: str, then) -> None:
+        options = self._options
+        session = shared_sessions.acquire(options.connection)
+        try:
+            if self._ledger_of is None or self._ledger_of[0] is not session:
+                self._ledger_of = (session, Ledger(session, options.keyspace))
+            ledger = self._ledger_of[1]
+            beat = ledger.beat(options.run_id, options.attempt, writer, self.TIMEOUT_SECONDS)
+            beat.add_errback(lambda error: _LOG.debug("could not beat in the ledger: %s", error))
+            look = ledger.writers(options.run_id, options.attempt, self.TIMEOUT_SECONDS)
+        finally:
+            shared_sessions.release(options.connection)
+        look.add_callbacks(lambda rows: _answer(then, rows), then)
+
+
+def _answer(then, rows) -> None:
+    try:
+        ages = writer_ages(rows)
+    except Exception as error:  # noqa: BLE001 - a strange answer is an error like any other
+        ages = error
+    then(ages)
 
 
 @dataclass(frozen=True)

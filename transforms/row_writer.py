@@ -35,7 +35,7 @@ from apache_beam.transforms.window import GlobalWindows
 from transforms import dead_letters, progress, retry
 from transforms.connection import CassandraConnection, shared_sessions, table_metadata
 from transforms.ledger import ControlOptions
-from transforms.rate_limit import shared_limiter
+from transforms.rate_limit import RateLimit
 from transforms.read import WorkItemEnd
 
 _LOG = logging.getLogger("transforms.write")  # its records are the writer's
@@ -67,7 +67,7 @@ class RowWriterFn(beam.DoFn):
 
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, max_in_flight: int, metrics_namespace: str,
-                 max_rows_per_second: float | None = None, dead_letter_prefix: str | None = None,
+                 rate: RateLimit | None = None, dead_letter_prefix: str | None = None,
                  control: ControlOptions | None = None):
         self._connection = connection
         self._keyspace = keyspace
@@ -75,9 +75,10 @@ class RowWriterFn(beam.DoFn):
         self._policy = policy
         self._max_in_flight = max_in_flight
         self._namespace = metrics_namespace
-        self._max_rows_per_second = max_rows_per_second
+        self._rate = rate
         self._dead_letter_prefix = dead_letter_prefix
         self._control_options = control
+        self._ledger_connection = None  # set in setup when the rate limit uses the ledger
         self._label = f"{keyspace}.{table}"
 
     def setup(self):
@@ -93,8 +94,14 @@ class RowWriterFn(beam.DoFn):
         self._counters = {name: Metrics.counter(self._namespace, name) for name in self.COUNTERS}
         self._activity = Metrics.distribution(self._namespace, "activity_epoch_ms")
         self._progress = progress.tracker()
-        self._limiter = (shared_limiter(self._max_rows_per_second)
-                         if self._max_rows_per_second else None)
+        # One limiter per run per process; with a ledger, its share follows the run's writers,
+        # through the ledger's session, held here while the writer lives.
+        ledger = self._control_options.ledger if self._control_options is not None else None
+        self._limiter = self._rate.limiter(ledger) if self._rate is not None else None
+        self._ledger_connection = (ledger.connection
+                                   if ledger is not None and self._rate is not None else None)
+        if self._ledger_connection is not None:
+            shared_sessions.acquire(self._ledger_connection)
         self._dead_letter_file = (dead_letters.durable_file(self._dead_letter_prefix, "failed_rows")
                                   if self._dead_letter_prefix else None)
         self._control = (self._control_options.control()
@@ -102,6 +109,8 @@ class RowWriterFn(beam.DoFn):
         self._outage_clock = retry.outage_clock(self._namespace)
 
     def teardown(self):
+        if self._ledger_connection is not None:
+            shared_sessions.release(self._ledger_connection)
         shared_sessions.release(self._connection)
 
     def start_bundle(self):

@@ -47,6 +47,7 @@ from transforms.counters import _WriteCountersFn
 from transforms.inserts import InsertStatements, request_for, within_bytes
 from transforms.ledger import ControlOptions
 from transforms.lists import ListGuard, list_columns
+from transforms.rate_limit import RateLimit
 from transforms.requests import InFlight, outcome_of, send
 from transforms.row_writer import ItemTally, RowWriterFn, write_in_bundles
 from transforms.token_ranges import ReplicaSets
@@ -85,11 +86,11 @@ class _WriteRowsFn(RowWriterFn):
     def __init__(self, connection: CassandraConnection, keyspace: str, table: str,
                  policy: retry.RetryPolicy, batch_mode: BatchMode, max_in_flight: int,
                  metrics_namespace: str, cells: CellOptions = VALUES_ONLY,
-                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
+                 rate: RateLimit | None = None, max_batch_bytes: int = 40 * 1024,
                  dead_letter_prefix: str | None = None, control: ControlOptions | None = None,
                  serialized: bool = False):
         super().__init__(connection, keyspace, table, policy, max_in_flight, metrics_namespace,
-                         max_rows_per_second, dead_letter_prefix, control)
+                         rate, dead_letter_prefix, control)
         self._serialized = serialized
         self._max_batch_bytes = max_batch_bytes
         self._batch_mode = BatchMode(batch_mode)
@@ -298,7 +299,13 @@ class WriteToCassandra(beam.PTransform):
       cells: what the rows carry beside their values (``transforms.cells.CellOptions``): with
         writetimes and TTLs (read by ``ReadFromCassandra(cells=...)``), each cell is written
         with its writetime and remaining TTL.
-      max_rows_per_second: a limit shared by every writer of the worker process (None: none).
+      max_rows_per_second: a limit on the rows written per second by this transform's writers
+        in every worker process together (None: none). With ``control``'s run ledger, the
+        processes writing at the moment share it and a process that runs out of work leaves
+        its share to the others (``transforms.rate_limit``); without one, each process takes
+        ``max_rows_per_second / writing_processes``.
+      writing_processes: how many worker processes are expected to write: each starts with
+        that share of ``max_rows_per_second`` (and keeps it without a ledger).
       max_batch_bytes: at most this many bytes of values per batch statement (keep it under the
         cluster's batch_size_fail_threshold, 50 KiB by default).
       dead_letter_prefix: write dead letters durably to ``<prefix>.failed_rows.<pid>.jsonl``
@@ -324,9 +331,9 @@ class WriteToCassandra(beam.PTransform):
                  batch_size: int = 50, batch_mode: BatchMode = BatchMode.REPLICA_SET,
                  policy: retry.RetryPolicy | None = None, max_in_flight: int = 64,
                  metrics_namespace: str | None = None, cells: CellOptions = VALUES_ONLY,
-                 max_rows_per_second: float | None = None, max_batch_bytes: int = 40 * 1024,
-                 dead_letter_prefix: str | None = None, control: ControlOptions | None = None,
-                 serialized: bool = False):
+                 max_rows_per_second: float | None = None, writing_processes: int = 1,
+                 max_batch_bytes: int = 40 * 1024, dead_letter_prefix: str | None = None,
+                 control: ControlOptions | None = None, serialized: bool = False):
         super().__init__()
         self._serialized = serialized
         self._dead_letter_prefix = dead_letter_prefix
@@ -340,7 +347,8 @@ class WriteToCassandra(beam.PTransform):
         self._max_in_flight = max_in_flight
         self._namespace = metrics_namespace or f"{keyspace}.{table}"
         self._cells = cells
-        self._max_rows_per_second = max_rows_per_second
+        self._rate = (RateLimit(max_rows_per_second, max(1, writing_processes))
+                      if max_rows_per_second else None)
         self._max_batch_bytes = max_batch_bytes
 
     def expand(self, rows):
@@ -348,10 +356,10 @@ class WriteToCassandra(beam.PTransform):
         writer = _WriteFn(
             self._connection, self._keyspace, self._table,
             _WriteRowsFn(*common, self._batch_mode, self._max_in_flight, self._namespace,
-                         self._cells, self._max_rows_per_second, self._max_batch_bytes,
+                         self._cells, self._rate, self._max_batch_bytes,
                          self._dead_letter_prefix, self._control, self._serialized),
             _WriteCountersFn(*common, self._max_in_flight, self._namespace,
-                             self._max_rows_per_second, self._dead_letter_prefix,
+                             self._rate, self._dead_letter_prefix,
                              self._control))
         return write_in_bundles(rows, self._batch_size, "WriteBundles", writer)
 
@@ -369,7 +377,8 @@ class WriteToCassandra(beam.PTransform):
                                      if policy.fallback_consistency is not None else None),
             "retries": policy.retries,
             "cells": self._cells.describe(),
-            "max_rows_per_second": self._max_rows_per_second,
+            "max_rows_per_second": self._rate.rows_per_second if self._rate else None,
+            "writing_processes": self._rate.processes if self._rate else None,
             "serialized": self._serialized or None,
         }
         return {name: value for name, value in items.items() if value is not None}
