@@ -252,11 +252,14 @@ def build_pipeline(pipeline: beam.Pipeline, settings: Settings, plans: list[Tabl
         # What the writer keeps, and what the reader must read for it and for the window.
         kept = CellOptions(writetime=settings.preserve_writetime, ttl=settings.preserve_ttl)
         read_cells = CellOptions(writetime=kept.writetime or window, ttl=kept.ttl)
-        serialized = plan.serialized(read_cells)
+        # Below protocol v4 an unset value is a null: a tombstone (the decoding writer refuses).
+        serialized = plan.serialized(read_cells) and (
+            settings.target.connection.protocol_version or 4) >= 4
         _LOG.info("%s: values %s", plan.source_label,
                   "pass through as read, neither decoded nor serialized again" if serialized
                   else "decoded and serialized again (a counter table, CONSTANTS, a writetime "
-                       "window, or collections written with their writetimes)")
+                       "window, collections written with their writetimes, or "
+                       "TARGET.PROTOCOL_VERSION 3)")
         read = pipeline | f"Read {plan.source_label}" >> ReadFromCassandra(
             settings.source.connection, settings.source.keyspace, mapping.source,
             columns=plan.columns, splits=splits_for(settings, plan),

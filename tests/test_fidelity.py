@@ -231,6 +231,26 @@ def test_single_cell_types_pass_through_serialized_with_writetime_ttl_and_empty_
     assert (empty["raw_i"], empty["raw_ts"], empty["t"], empty["b"]) == (b"", b"", "", b"")
 
 
+def test_a_list_only_the_target_has_leaves_values_serialized(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, caplog):
+    """The target's own non-frozen list (not written by the copy) needs no list guard: the
+    rows still pass through serialized, with their writetimes."""
+    source_session.execute(f"CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text)")
+    target_session.execute(f"CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text, "
+                           "tags list<text>)")
+    for index in range(100):
+        source_session.execute(f"INSERT INTO {keyspace}.notes (id, body) VALUES (%s, %s) "
+                               f"USING TIMESTAMP {1_000_000 + index}", (index, f"note {index}"))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["notes"])
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert f"{keyspace}.notes: values pass through as read" in caplog.text
+    query = f"SELECT id, body, writetime(body) AS wt FROM {keyspace}.notes"
+    assert sorted(target_session.execute(query)) == sorted(source_session.execute(query))
+
+
 def test_without_preservation_cells_get_new_timestamps(tmp_path, keyspace, cassandra_hosts,
                                                        source_session, target_session):
     for session in (source_session, target_session):

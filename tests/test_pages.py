@@ -60,3 +60,24 @@ def test_values_pass_through_serialized_only_when_nothing_between_needs_them():
     assert not plan(TableMapping("a", "b", constants=(("v", 1),))).serialized(kept)
     assert not plan(TableMapping("a", "b", writetime_from=1)).serialized(kept)
     assert not plan(TableMapping("a", "b", writetime_to=1)).serialized(VALUES_ONLY)
+
+
+def test_a_page_decoded_after_all_is_not_taken_for_serialized_values():
+    from types import SimpleNamespace
+
+    from cassandra import cqltypes
+
+    from transforms.read import _serialized
+
+    assert _serialized(SimpleNamespace(column_types=[cqltypes.BytesType] * 3))
+    assert _serialized(SimpleNamespace(column_types=None))  # no rows: nothing to bind
+    assert not _serialized(SimpleNamespace(column_types=[cqltypes.BytesType,
+                                                         cqltypes.Int32Type]))
+
+
+def test_a_quoted_user_type_name_is_multi_cell():
+    from transforms.cells import is_multi_cell
+
+    assert is_multi_cell('"MyType"', {"MyType"})
+    assert is_multi_cell("address", {"address"})
+    assert not is_multi_cell('frozen<"MyType">', {"MyType"})

@@ -95,7 +95,10 @@ class InsertStatements:
             elif is_metadata_key(name):
                 readable[name] = int.from_bytes(value, "big", signed=True)
             else:
-                readable[name] = types[name].from_binary(value, version)
+                try:
+                    readable[name] = types[name].from_binary(value, version)
+                except Exception:  # noqa: BLE001 - a value Python cannot hold (a timestamp
+                    readable[name] = value  # past year 9999): its bytes, base64 in JSON
         return readable
 
     def groups(self, row: Mapping) -> list | None:

@@ -260,8 +260,20 @@ class TableQueries:
         self.session = session
         self.serialized = serialized
         self.page_rows = fetch_size  # rows a page asks for: at least fetch_size (PageSize)
-        self._page_size = PageSize(fetch_size, page_bytes) if page_bytes else None
+        # With a WHERE the node may scan far more rows than a page returns: pages stay at
+        # fetch_size rows, so a page's scan stays as short as the settings say.
+        self._page_size = PageSize(fetch_size, page_bytes) if page_bytes and not where else None
         self._own_session = None
+        try:
+            self._prepare(keyspace, table, columns, fetch_size, cells, where, token,
+                          describe_cluster)
+        except BaseException:
+            self.close()  # the session of its own, if it made one
+            raise
+
+    def _prepare(self, keyspace, table, columns, fetch_size, cells, where, token,
+                 describe_cluster) -> None:
+        session, serialized = self.session, self.serialized
         metadata = session.cluster.metadata
         table_meta = table_metadata(session, keyspace, table)
         if table_meta is None:
@@ -304,6 +316,9 @@ class TableQueries:
             " AND ".join(f"{quote(name)} = ?" for name in self.key_columns), quoted=True))
         for statement in (self.range_query, self.partition_query):
             statement.fetch_size = fetch_size
+            if serialized:  # for a driver that has the server leave the metadata out
+                statement.result_metadata = [(*column[:3], cqltypes.BytesType)
+                                             for column in statement.result_metadata or ()]
 
     def close(self) -> None:
         if self._own_session is not None:
@@ -344,6 +359,10 @@ class TableQueries:
                 return fetch_async(paging_state, None, consistency).result()
 
             outcome = outcome_of(future, fetch, policy, describe=describe)
+            if outcome.ok and self.serialized and not _serialized(outcome.result):
+                outcome = retry.Outcome(error=RuntimeError(
+                    "the driver decoded a page meant to hold its values as bytes "
+                    "(SerializedProtocolHandler was not used); its rows are not written"))
             if outcome.ok and self._page_size is not None:
                 self.page_rows = self._page_size.learn(outcome.result.current_rows)
             if not outcome.ok or outcome.result.paging_state is None:
@@ -373,6 +392,12 @@ class _BytesResultMessage(ProtocolHandler.message_types_by_opcode[ResultMessage.
         if self.column_metadata:
             self.column_metadata = [(*column[:3], cqltypes.BytesType)
                                     for column in self.column_metadata]
+
+
+def _serialized(result) -> bool:
+    """Whether a page holds its values as bytes, as a serialized read must (a decoded value
+    would be bound as if it were bytes)."""
+    return all(kind is cqltypes.BytesType for kind in result.column_types or ())
 
 
 class SerializedProtocolHandler(ProtocolHandler):

@@ -51,6 +51,7 @@ from transforms.rate_limit import RateLimit
 from transforms.requests import InFlight, outcome_of, send
 from transforms.row_writer import ItemTally, RowWriterFn, write_in_bundles
 from transforms.token_ranges import ReplicaSets
+from transforms.values import register_user_types
 
 __all__ = ["BatchMode", "WriteToCassandra"]
 
@@ -108,12 +109,14 @@ class _WriteRowsFn(RowWriterFn):
                                          self._key_columns, self._clustering_key, self._cells,
                                          self._serialized)
         lists = list_columns(self._table_metadata)
+        # Serialized rows never carry a non-frozen list written with its writetimes (the
+        # launcher decodes those: ``TablePlan.serialized``); a list only the target has is
+        # never written.
         self._lists = (ListGuard(self._session, self._keyspace, self._table, lists,
                                  self._key_columns, self._policy)
-                       if lists and self._cells.writetime else None)
-        if self._lists is not None and self._serialized:
-            raise ValueError(f"{self._label} has non-frozen lists written with their "
-                             "writetimes: serialized rows cannot be checked against the target")
+                       if lists and self._cells.writetime and not self._serialized else None)
+        if self._serialized:
+            register_user_types(self._session.cluster, self._keyspace)  # dead letters' UDTs
 
     def start_bundle(self):
         super().start_bundle()
