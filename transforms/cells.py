@@ -75,8 +75,7 @@ def is_multi_cell(cql_type: str, user_types: set[str]) -> bool:
     """Non-frozen collections and non-frozen user types hold one cell per element."""
     if cql_type.startswith("frozen<"):
         return False
-    return (cql_type.startswith(("list<", "set<", "map<")) or cql_type in user_types
-            or cql_type.strip('"') in user_types)
+    return cql_type.startswith(("list<", "set<", "map<")) or cql_type.strip('"') in user_types
 
 
 def _newest(writetime):

@@ -15,6 +15,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms.binding import Binder
 from transforms.cells import CellOptions, RowLayout, cell_groups, is_metadata_key
+from transforms.connection import table_metadata
 from transforms.cql import insert_statement
 
 __all__ = ["InsertStatements", "request_for", "within_bytes"]
@@ -40,8 +41,8 @@ class InsertStatements:
         self._layouts: dict[tuple[str, ...], RowLayout] = {}
         self._types = {}
         if serialized:
-            metadata = session.cluster.metadata.keyspaces[keyspace].tables[table]
-            prepared = self._insert(tuple(metadata.columns), False, False).prepared
+            columns = tuple(table_metadata(session, keyspace, table).columns)
+            prepared = self._insert(columns, False, False).prepared
             self._types = {column.name: column.type for column in prepared.column_metadata}
             self._protocol_version = prepared.protocol_version
 

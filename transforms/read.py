@@ -259,7 +259,7 @@ class TableQueries:
                  page_bytes: int | None = None, serialized: bool = False):
         self.session = session
         self.serialized = serialized
-        self.page_rows = fetch_size  # rows a page asks for: at least fetch_size (PageSize)
+        self._fetch_size = fetch_size
         # With a WHERE the node may scan far more rows than a page returns: pages stay at
         # fetch_size rows, so a page's scan stays as short as the settings say.
         self._page_size = PageSize(fetch_size, page_bytes) if page_bytes and not where else None
@@ -270,6 +270,11 @@ class TableQueries:
         except BaseException:
             self.close()  # the session of its own, if it made one
             raise
+
+    @property
+    def page_rows(self) -> int:
+        """Rows the next page asks for: fetch_size, or what ``PageSize`` learnt."""
+        return self._page_size.rows if self._page_size is not None else self._fetch_size
 
     def _prepare(self, keyspace, table, columns, fetch_size, cells, where, token,
                  describe_cluster) -> None:
@@ -289,15 +294,17 @@ class TableQueries:
                 table_meta, columns, set(metadata.keyspaces[keyspace].user_types), cells,
                 versions.oldest_release(metadata))
             selectors += metadata_selectors
-            if per_element and not serialized:
-                # Per-element TTLs of a collection hold nulls for elements without TTL, which
-                # the driver's Cython decoder rejects: this reader uses the pure-Python
-                # decoder, on a session of its own so other readers keep the fast one.
-                self._own_session = self.session = session.cluster.connect()
-                self.session.client_protocol_handler = _ProtocolHandler
-        if serialized:  # a session of its own too: its rows' values are bytes
+        else:
+            per_element = False
+        # A reader that needs another decoder has a session of its own, so other readers keep
+        # the fast one: serialized values come as bytes; per-element TTLs of a collection hold
+        # nulls for elements without TTL, which the driver's Cython decoder rejects, so such
+        # a reader uses the pure-Python decoder.
+        handler = (SerializedProtocolHandler if serialized
+                   else _ProtocolHandler if per_element else None)
+        if handler is not None:
             self._own_session = self.session = session.cluster.connect()
-            self.session.client_protocol_handler = SerializedProtocolHandler
+            self.session.client_protocol_handler = handler
         extra = f" AND {where}" if where else ""
         suffix = " ALLOW FILTERING" if where else ""
         self.range_query = self.session.prepare(select_statement(
@@ -364,7 +371,7 @@ class TableQueries:
                     "the driver decoded a page meant to hold its values as bytes "
                     "(SerializedProtocolHandler was not used); its rows are not written"))
             if outcome.ok and self._page_size is not None:
-                self.page_rows = self._page_size.learn(outcome.result.current_rows)
+                self._page_size.learn(outcome.result.current_rows)
             if not outcome.ok or outcome.result.paging_state is None:
                 yield outcome
                 return
