@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*"]),
     install_requires=[
-        # 2.77 is the release tested here; Beam keeps its Python API stable within a major.
+        # Ranges for library users; the tested versions are in requirements.lock (make install).
         "apache-beam>=2.77.0,<3",
         # The PyPI wheels carry the C extensions (libev reactor, Cython serializers).
         "cassandra-driver>=3.30.1,<4",

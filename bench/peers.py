@@ -44,9 +44,11 @@ import sys
 import time
 from pathlib import Path
 
+from tools.pins import MAVEN
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 PEERS = ("cqlsh_copy", "dsbulk")
-DSBULK_VERSION = "1.10.0"
+DSBULK_VERSION = MAVEN["dsbulk"]
 DSBULK_POM = Path(__file__).resolve().parent / "dsbulk" / "pom.xml"
 DSBULK_MAIN_CLASS = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
 # What dsbulk prints when its driver meets a vector column anywhere in the cluster.
@@ -94,7 +96,7 @@ def _fetch_dsbulk(lib: Path, version: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     command = [mvn, "-q", "-B", "-f", str(DSBULK_POM), "dependency:copy-dependencies",
                "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-               f"-Ddsbulk.version={version}"]
+               f"-Ddsbulk.version={version}", f"-Dlogback.version={MAVEN['logback']}"]
     print(f"fetching dsbulk {version}'s jars with Maven into {lib}", file=sys.stderr, flush=True)
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0 or not (staging / f"dsbulk-runner-{version}.jar").exists():

@@ -7,11 +7,9 @@ import json
 import re
 from pathlib import Path
 
-import apache_beam
-
 from pipelines import migrate
 from pipelines.config import command_line_settings
-from tools import flex_template
+from tools import flex_template, pins
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "configs" / "dataflow" / "Dockerfile"
@@ -62,7 +60,9 @@ def test_docker_build_context_has_what_the_dockerfile_copies():
         for source in sources:
             assert (ROOT / source).exists(), f"{source} is not in the build context"
     base = next(line for line in instructions if line.startswith("FROM"))
-    assert base == f"FROM apache/beam_python3.11_sdk:{apache_beam.__version__}"
+    # The lock names the Beam version; the image that runs the workers follows it.
+    assert base == f"FROM apache/beam_python3.11_sdk:{pins.beam_version()}"
+    assert "-c requirements.lock" in text
     py_file = re.search(r"FLEX_TEMPLATE_PYTHON_PY_FILE=\$\{WORKDIR\}/(\S+)", text).group(1)
     assert (ROOT / py_file).is_file() and py_file.startswith(("pipelines/", "transforms/"))
     assert "def run(" in (ROOT / py_file).read_text()

@@ -7,13 +7,14 @@ nothing but Java 17 and Maven Central is needed: no Docker, no Flink distributio
 
 Which job server, and why not the one matching the installed ``apache_beam``:
 the Maven Central that this project's machines and CI reach serves only part of Beam: none of
-the shaded ``beam-runners-flink-<flink>-job-server`` jars, and no Beam Java 2.77. The newest
-Beam Java release whose Flink runner resolves there with every dependency is 2.62.0
-(``beam-runners-flink-1.19``, bringing Flink 1.19.0). ``tools/flink/pom.xml`` resolves it with
+the shaded ``beam-runners-flink-<flink>-job-server`` jars, and no Beam Java release as new as
+the Python SDK of ``requirements.lock``. The newest Beam Java release whose Flink runner
+resolves there with every dependency is 2.62.0 (``beam-runners-flink-1.19``, bringing Flink
+1.19.0); both are pinned in ``tools/pins.py``. ``tools/flink/pom.xml`` resolves it with
 ``mvn dependency:copy-dependencies`` into ``.local/flink/`` (git-ignored), and this module writes
 a small launcher jar beside it whose manifest names the main class and the classpath, so
 ``java -jar`` (and Beam's ``--flink_job_server_jar``) can start it like the shaded jar. The
-Python SDK (2.77) and the job server (2.62) talk through the portable Job and Fn APIs;
+Python SDK (the lock's) and the job server (2.62) talk through the portable Job and Fn APIs;
 ``tests/test_flink_runner.py`` checks that the pair runs what this project uses (ParDo with
 setup, Reshuffle, CombineGlobally, WriteToText, counters). An SDK feature newer than 2.62 that
 needs the runner's support may not work.
@@ -48,17 +49,18 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools import pins
+from tools.pins import MAVEN
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".local" / "flink"
 POM = Path(__file__).resolve().parent / "flink" / "pom.xml"
 
 #: Beam Java release of the job server (see the module docstring for why not the SDK's own).
-JOB_SERVER_BEAM_VERSION = "2.62.0"
+JOB_SERVER_BEAM_VERSION = MAVEN["beam_flink_runner"]
 #: Flink minor version of the runner artifact ``beam-runners-flink-<minor>``.
-FLINK_VERSION = "1.19"
+FLINK_VERSION = MAVEN["flink"]
 JOB_SERVER_MAIN_CLASS = "org.apache.beam.runners.flink.FlinkJobServerDriver"
-#: Used only when ``apache_beam`` cannot be imported, to report the SDK version.
-FALLBACK_SDK_VERSION = "2.77.0"
 
 #: Flink's own Java 17 options (``env.java.opts.all`` in the config.yaml Flink 1.19 ships):
 #: Flink's serializers and RPC reflect into these JDK packages.
@@ -102,7 +104,7 @@ def python_sdk_version() -> str:
     try:
         from apache_beam.version import __version__
     except ImportError:
-        return FALLBACK_SDK_VERSION
+        return pins.beam_version()  # what make install puts in the venv
     return __version__
 
 
@@ -153,7 +155,8 @@ def _fetch(directory: Path, launcher: Path, beam_version: str, flink_version: st
     shutil.rmtree(staging, ignore_errors=True)
     command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
                "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-               f"-Dbeam.version={beam_version}", f"-Dflink.minor={flink_version}"]
+               f"-Dbeam.version={beam_version}", f"-Dflink.minor={flink_version}",
+               f"-Dslf4j.version={MAVEN['slf4j_simple']}"]
     print(f"fetching Beam {beam_version} Flink {flink_version} job server jars with Maven into "
           f"{directory}", file=sys.stderr)
     completed = subprocess.run(command, capture_output=True, text=True)

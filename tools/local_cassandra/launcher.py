@@ -30,9 +30,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CASSANDRA_VERSION = "5.0.8"  # the default release
-# The release of each supported series that the project is tested with: "4.1" means 4.1.10.
-TESTED_RELEASES = {"4.0": "4.0.17", "4.1": "4.1.10", "5.0": "5.0.8"}
+from tools.pins import MAVEN
+
+# The release of each supported series that the project is tested with ("4.1" means 4.1.10),
+# from the project's one list of Maven versions; the newest series is the default release.
+TESTED_RELEASES = dict(MAVEN["cassandra"])
+CASSANDRA_VERSION = TESTED_RELEASES["5.0"]
 CQL_PORT = 9042
 STORAGE_PORT = 7000
 JMX_BASE_PORT = 7200
