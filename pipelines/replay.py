@@ -87,7 +87,9 @@ def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int
     in_flight: InFlight[_Replay] = InFlight(IN_FLIGHT, complete)
     for record in _records(path):
         if not record.get("cql"):
-            failed.append({**record, "message": "not replayable (a counter row): run the "
+            what = ("a row with empty values in " + ", ".join(record["empty_columns"])
+                    if record.get("empty_columns") else "a counter row")
+            failed.append({**record, "message": f"not replayable ({what}): run the "
                                                 "migration of its table again"})
             continue
         item = _Replay(record, SimpleStatement(f"BEGIN UNLOGGED BATCH {record['cql']} "

@@ -16,6 +16,7 @@ import datetime
 from collections.abc import Sequence
 
 from cassandra import cqltypes
+from cassandra.cqltypes import EMPTY
 from cassandra.marshal import int64_pack
 from cassandra.query import UNSET_VALUE, BoundStatement
 
@@ -24,6 +25,7 @@ __all__ = ["Binder"]
 _EPOCH = datetime.datetime(1970, 1, 1)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
 _MILLISECOND = datetime.timedelta(milliseconds=1)
+_NO_BYTES = b""  # an empty value (the driver's EMPTY): a value of no bytes, not a null
 
 
 def _serialize_timestamp(value, protocol_version: int) -> bytes:
@@ -43,7 +45,8 @@ def _serializer(cql_type):
 
 class Binder:
     """``bind(values)`` for one prepared statement; ``values`` in its bind marker order, None
-    for null, UNSET_VALUE for a column to leave untouched."""
+    for null, UNSET_VALUE for a column to leave untouched, the driver's EMPTY for an empty
+    value (written as no bytes; the driver's own ``bind`` cannot write it)."""
 
     __slots__ = ("_prepared", "_serializers", "_protocol_version", "_key_indexes")
 
@@ -67,6 +70,7 @@ class Binder:
         protocol_version = self._protocol_version
         try:
             serialized = [value if value is None or value is UNSET_VALUE
+                          else _NO_BYTES if value is EMPTY
                           else serialize(value, protocol_version)
                           for value, serialize in zip(values, serializers, strict=True)]
         except Exception:  # noqa: BLE001 - the driver's bind raises its own, clearer error

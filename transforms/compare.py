@@ -17,7 +17,8 @@ missing from the middle of a partition.
 
 from __future__ import annotations
 
-import math
+import decimal
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from dataclasses import dataclass
 from transforms.cells import ttl_key, writetime_key
 from transforms.mapping import newest_writetime
 
-__all__ = ["Comparison", "KINDS", "hashable", "merge"]
+__all__ = ["Comparison", "KINDS", "hashable", "merge", "same_value"]
+
+_DOUBLE = struct.Struct(">d")
 
 VALID = "valid"
 MISSING = "missing"
@@ -133,10 +136,37 @@ def _remaining_ttl(value) -> int | None:
     return value
 
 
-def _equal(a, b) -> bool:
-    if a == b:
+_PLAIN = (str, bytes, int, bool)
+
+
+def same_value(a, b) -> bool:
+    """Whether two values read from columns of one type are the same value as Cassandra holds
+    it (the same serialized bytes), where Python's ``==`` is looser: the decimals 1.0 and 1.00
+    (another scale), the doubles 0.0 and -0.0 differ; a NaN is the same as a NaN of the same
+    bits; an empty value (the driver's EMPTY) is not a null. Collections, tuples and user
+    types are compared element by element in the order the driver returns them (Cassandra's)."""
+    if a is b:
         return True
-    return (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    if type(a) in _PLAIN:
+        return type(a) is type(b) and a == b
+    if isinstance(a, float) and isinstance(b, float):
+        return _DOUBLE.pack(a) == _DOUBLE.pack(b)
+    if isinstance(a, decimal.Decimal) and isinstance(b, decimal.Decimal):
+        return a.as_tuple() == b.as_tuple()
+    if a is None or b is None:
+        return False
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return len(a) == len(b) and all(
+            same_value(key_a, key_b) and same_value(item_a, item_b)
+            for (key_a, item_a), (key_b, item_b) in zip(a.items(), b.items(), strict=True))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) or (
+            _is_sorted_set(a) and _is_sorted_set(b)):
+        return len(a) == len(b) and all(map(same_value, a, b))
+    return a == b
+
+
+def _is_sorted_set(value) -> bool:
+    return type(value).__name__ == "SortedSet"
 
 
 @dataclass(frozen=True)
@@ -201,7 +231,7 @@ class Comparison:
 
     def _cell_difference(self, name: str, source: Mapping, target: Mapping) -> dict | None:
         source_value, target_value = source.get(name), target.get(name)
-        differs = not _equal(source_value, target_value)
+        differs = not same_value(source_value, target_value)
         key = writetime_key(name)
         source_wt, target_wt = _newest(source.get(key)), _newest(target.get(key))
         if (self.writetime and not differs and key in source and key in target

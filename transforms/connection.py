@@ -28,6 +28,8 @@ from cassandra.policies import (
 )
 from cassandra.query import dict_factory
 
+from transforms import values as _values  # noqa: F401 - empty values decoded as EMPTY
+
 
 @dataclass(frozen=True)
 class TlsOptions:

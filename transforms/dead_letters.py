@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from cassandra.cqltypes import EMPTY
 from cassandra.util import Date, Duration, Time
 
 from transforms.cells import TTL_PREFIX, WRITETIME_PREFIX, data_of
@@ -33,6 +34,8 @@ def to_json(value):
     """A JSON-ready form of a driver value (blobs as base64 text, sets and tuples as lists)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if value is EMPTY:  # an empty value (no bytes), not a null
+        return ""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, (uuid.UUID, decimal.Decimal, ipaddress._BaseAddress, Date, Time)):
@@ -75,6 +78,11 @@ def failed_row_record(keyspace: str, table: str, key: Mapping, row: Mapping, out
                          if name.startswith(TTL_PREFIX)}
     else:
         record["cql"] = literal_insert(keyspace, table, data)
+    if any(value is EMPTY for value in data.values()):
+        # CQL has no literal of an empty int or timestamp that does not name its type: the
+        # record is kept, and replay reports it instead of writing a null.
+        record["cql"] = None
+        record["empty_columns"] = sorted(name for name, value in data.items() if value is EMPTY)
     return record
 
 

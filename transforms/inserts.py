@@ -2,7 +2,10 @@
 
 A row becomes one bound INSERT when its cells share one writetime and TTL (the usual case,
 ``cells.RowLayout``), or one INSERT per group of cells otherwise (``cells.cell_groups``). Values
-are bound with ``binding.Binder``; nulls are UNSET, so a copy creates no tombstones. Several
+are bound with ``binding.Binder``; nulls are UNSET, so a copy creates no tombstones. On a target
+table with a ``default_time_to_live``, a cell without TTL is written ``USING TTL 0``: without a
+TTL clause the table's default would apply, and the target would expire what the source keeps
+(Cassandra's ``Attributes.getTimeToLive``: an explicit 0 overrides the default). Several
 rows' statements go in one UNLOGGED batch (``request_for``), cut so that no batch carries more
 than a number of bytes of values (``within_bytes``).
 """
@@ -14,11 +17,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms.binding import Binder
-from transforms.cells import CellOptions, RowLayout, cell_groups, is_metadata_key
+from transforms.cells import CellOptions, RowLayout, cell_groups, data_of, is_metadata_key
 from transforms.connection import table_metadata
 from transforms.cql import insert_statement
 
 __all__ = ["InsertStatements", "request_for", "within_bytes"]
+
+_NO_TTL_BYTES = (0).to_bytes(4, "big")  # TTL 0 as the protocol carries an int
 
 
 class InsertStatements:
@@ -40,8 +45,13 @@ class InsertStatements:
         self._prepared: dict[tuple, Binder] = {}
         self._layouts: dict[tuple[str, ...], RowLayout] = {}
         self._types = {}
+        metadata = table_metadata(session, keyspace, table)
+        default_ttl = int(metadata.options.get("default_time_to_live") or 0) if metadata else 0
+        # The TTL bound for a cell that has none: nothing (no TTL clause), or 0 where the
+        # table's default would apply otherwise.
+        self._no_ttl = None if not default_ttl else _NO_TTL_BYTES if serialized else 0
         if serialized:
-            columns = tuple(table_metadata(session, keyspace, table).columns)
+            columns = tuple(metadata.columns)
             prepared = self._insert(columns, False, False).prepared
             self._types = {column.name: column.type for column in prepared.column_metadata}
             self._protocol_version = prepared.protocol_version
@@ -63,8 +73,10 @@ class InsertStatements:
                 # A partition with static cells only: no clustering key, so no row to insert.
                 row = {name: value for name, value in row.items() if value is not None}
                 columns = tuple(row)
-            return [self._bind(self._insert(columns, False, False),
-                               [UNSET_VALUE if value is None else value for value in row.values()])]
+            values = [UNSET_VALUE if value is None else value for value in row.values()]
+            if self._no_ttl is not None:
+                values.append(self._no_ttl)
+            return [self._bind(self._insert(columns, False, self._no_ttl is not None), values)]
         keys = tuple(row)
         layout = self._layouts.get(keys)
         if layout is None:
@@ -72,11 +84,15 @@ class InsertStatements:
         uniform = layout.uniform(row)
         if uniform is not None:
             values, writetime, ttl = uniform
+            if ttl is None:
+                ttl = self._no_ttl
             values += [value for value in (writetime, ttl) if value is not None]
             return [self._bind(self._insert(layout.columns, writetime is not None,
                                             ttl is not None), values)]
         statements = []
-        for cells, writetime, ttl in self.groups(row):
+        for cells, writetime, ttl in cell_groups(row, self._key_columns, self._cells):
+            if ttl is None:
+                ttl = self._no_ttl
             values = list(cells.values())
             values += [value for value in (writetime, ttl) if value is not None]
             statements.append(self._bind(self._insert(tuple(cells), writetime is not None,
@@ -103,10 +119,18 @@ class InsertStatements:
         return readable
 
     def groups(self, row: Mapping) -> list | None:
-        """The row's cell groups when writetimes or TTLs are kept (for its dead letter)."""
-        if not self._cells.any:
+        """The row's cell groups when writetimes or TTLs are kept or the target table has a
+        default TTL (for its dead letter, whose CQL must write what the INSERTs write)."""
+        if self._cells.any:
+            groups = cell_groups(row, self._key_columns, self._cells)
+        elif self._no_ttl is not None:
+            groups = [({name: value for name, value in data_of(row).items() if value is not None},
+                       None, None)]
+        else:
             return None
-        return cell_groups(row, self._key_columns, self._cells)
+        if self._no_ttl is None:
+            return groups
+        return [(cells, writetime, 0 if ttl is None else ttl) for cells, writetime, ttl in groups]
 
 
 def request_for(statements: list):

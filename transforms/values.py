@@ -5,14 +5,36 @@ such a class cannot be pickled, and Beam pickles elements (to estimate their siz
 them between workers). ``register_user_types`` makes the driver build ``UdtValue`` instances
 instead: tuples (so the driver can serialize them again, field by field, by position) that also
 answer by field name and pickle by value.
+
+An empty value (no bytes: what ``blobAsInt(0x)`` writes) is not a null in Cassandra, but the
+driver decodes an empty int, bigint, timestamp, uuid, boolean, decimal, inet, ... as None,
+which the writer sends as UNSET: a copy would lose it, and a comparison would call the two
+equal. Importing this module makes the driver return its ``EMPTY`` singleton instead (both its
+Python and its Cython decoders ask ``support_empty_values``), which ``binding.Binder`` writes
+back as no bytes; ``EMPTY`` pickles to the singleton, so it stays itself across a shuffle. It
+is process-wide: every session of a process that imports the connector decodes the same way.
 """
 
 from __future__ import annotations
 
+import copyreg
+
+from cassandra import cqltypes
+from cassandra.cqltypes import EMPTY, EmptyValue
 from cassandra.encoder import Encoder
 from cassandra.util import Duration
 
 _CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+cqltypes._CassandraType.support_empty_values = True
+
+
+def empty_value() -> EmptyValue:
+    """The driver's EMPTY (what an unpickled empty value becomes)."""
+    return EMPTY
+
+
+copyreg.pickle(EmptyValue, lambda value: (empty_value, ()))
 
 
 class UdtValue(tuple):

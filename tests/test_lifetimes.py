@@ -1,0 +1,83 @@
+"""How long a copied cell lives, against the real clusters: a target table's default TTL must
+not shorten what the source keeps. Read back with ttl() from the target node."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tests.helpers import run_migration, write_settings
+from transforms.cells import VALUES_ONLY, CellOptions
+from transforms.dead_letters import failed_row_record
+from transforms.inserts import InsertStatements
+
+KEEP = 100_000  # a TTL long enough not to pass during a test
+
+
+def _lifetimes(session, keyspace):
+    return {row.k: (row.tv, row.tn) for row in session.execute(
+        f"SELECT k, ttl(v) AS tv, ttl(n) AS tn FROM {keyspace}.t")}
+
+
+@pytest.mark.parametrize("preserve_ttl", [True, False], ids=["ttl-kept", "ttl-not-kept"])
+@pytest.mark.parametrize("path", ["serialized", "decoded"])
+def test_a_targets_default_ttl_expires_nothing_the_source_keeps(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, caplog, path,
+        preserve_ttl):
+    # A non-frozen list kept with its writetimes sends the rows the decoded way.
+    columns = "k int PRIMARY KEY, v text, n int" + (", l list<int>" if path == "decoded" else "")
+    source_session.execute(f"CREATE TABLE {keyspace}.t ({columns})")
+    target_session.execute(f"CREATE TABLE {keyspace}.t ({columns}) "
+                           "WITH default_time_to_live = 3600")
+    for k in range(30):
+        using = f" USING TTL {KEEP}" if 10 <= k < 20 else ""
+        source_session.execute(f"INSERT INTO {keyspace}.t (k, v, n) VALUES (%s, %s, %s){using}",
+                               (k, f"value {k}", k))
+        if path == "decoded":
+            source_session.execute(f"UPDATE {keyspace}.t SET l = l + [1] WHERE k = %s", (k,))
+        if k >= 20:  # cells of one row with and without a TTL: written apart
+            source_session.execute(f"UPDATE {keyspace}.t USING TTL {KEEP} SET n = %s "
+                                   "WHERE k = %s", (k + 1, k))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"],
+                              PRESERVE_TTL=preserve_ttl)
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert summary["tables"][0]["rows_written"] == 30
+    if path == "serialized" and preserve_ttl:
+        assert f"{keyspace}.t: values pass through as read" in caplog.text
+    source, target = _lifetimes(source_session, keyspace), _lifetimes(target_session, keyspace)
+    assert set(target) == set(range(30))
+    for k, (source_v, source_n) in source.items():
+        target_v, target_n = target[k]
+        for source_ttl, target_ttl in ((source_v, target_v), (source_n, target_n)):
+            if source_ttl is None or not preserve_ttl:
+                assert target_ttl is None, (k, source[k], target[k])  # lives as on the source
+            else:
+                assert source_ttl - 120 <= target_ttl <= source_ttl, (k, source[k], target[k])
+    assert [row.n for row in target_session.execute(
+        f"SELECT n FROM {keyspace}.t WHERE k = 25")] == [26]
+
+
+def _inserts(default_ttl: int, cells: CellOptions) -> InsertStatements:
+    table = SimpleNamespace(options={"default_time_to_live": default_ttl}, columns={})
+    keyspace = SimpleNamespace(tables={"t": table})
+    session = SimpleNamespace(cluster=SimpleNamespace(metadata=SimpleNamespace(
+        keyspaces={"ks": keyspace})))
+    return InsertStatements(session, "ks", "t", ("k",), (), cells)
+
+
+def test_a_dead_letters_cql_writes_ttl_0_where_the_target_has_a_default():
+    row = {"k": 1, "v": "one", "n": None, "writetime(v)": 5, "ttl(v)": None,
+           "writetime(n)": None, "ttl(n)": None}
+    kept = CellOptions(writetime=True, ttl=True)
+    assert _inserts(3600, kept).groups(row) == [({"k": 1, "v": "one"}, 5, 0)]
+    assert _inserts(0, kept).groups(row) == [({"k": 1, "v": "one"}, 5, None)]
+    values = {"k": 1, "v": "one", "n": None}
+    assert _inserts(3600, VALUES_ONLY).groups(values) == [({"k": 1, "v": "one"}, None, 0)]
+    assert _inserts(0, VALUES_ONLY).groups(values) is None
+    record = failed_row_record("ks", "t", {}, values, SimpleNamespace(
+        error=ValueError("refused"), attempts=1), _inserts(3600, VALUES_ONLY).groups(values))
+    assert record["cql"] == "INSERT INTO ks.t (k, v) VALUES (1, 'one') USING TTL 0;"
