@@ -10,18 +10,30 @@ selects the same rows whatever the ring looks like now, so a ring that changed b
 (nodes added, moved or gone) is handled, and only the replicas each range is sent to may be out
 of date (the coordinator forwards). A different list of tables is refused: the run's tables are
 its identity.
+
+A done item is trusted only while what its rows depend on is unchanged. Each run records a
+fingerprint of every table (``fingerprint``): the target table's id (a table dropped and created
+again has a new one) and a digest of the settings that decide what is written (the table's
+mapping: columns, constants, WHERE, partitions, writetime window; PRESERVE_WRITETIME and
+PRESERVE_TTL). ``--resume`` refuses a table whose fingerprint changed, and one whose target is
+empty although done items wrote rows to it (truncated), naming the way out: a new run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import uuid
 from dataclasses import dataclass, field
 
+from cassandra import ConsistencyLevel
+from cassandra.query import SimpleStatement
+
 from pipelines.config import Settings, SettingsError
 from pipelines.preflight import Clusters, TablePlan
 from transforms import token_ranges
+from transforms.cql import table_name
 from transforms.ledger import (
     DONE,
     Ledger,
@@ -40,6 +52,63 @@ LATEST = "latest"
 def table_key(plan: TablePlan) -> str:
     """How a table of a run is named in the ledger (and in the metrics)."""
     return f"{plan.source_label}->{plan.target_label}"
+
+
+def fingerprint(settings: Settings, plan: TablePlan, target_session) -> str:
+    """What a table's done work items depend on: "table <target table id>; settings <digest of
+    the settings that decide what is written>"."""
+    keyspace, table = settings.target.keyspace, plan.mapping.target
+    found = target_session.execute(
+        "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table)).one()
+    table_id = (found["id"] if isinstance(found, dict) else found[0]) if found else None
+    written = repr((plan.mapping, plan.columns, settings.preserve_writetime,
+                    settings.preserve_ttl))
+    return f"table {table_id}; settings {hashlib.sha256(written.encode()).hexdigest()[:16]}"
+
+
+def _check_fingerprints(settings: Settings, plans, record, items_by_table: dict,
+                        target_session) -> None:
+    """SettingsError when a table of the run to resume is not what its done items wrote."""
+    for plan in plans:
+        key = table_key(plan)
+        recorded = record.fingerprints.get(key)
+        done = [item for item in items_by_table.get(key, []) if item.status == DONE]
+        if recorded is None:
+            _LOG.warning("resuming run %s: %s: the run was recorded without a fingerprint (an "
+                         "earlier version): its target table and settings are not checked",
+                         record.run_id, key)
+            continue
+        current = fingerprint(settings, plan, target_session)
+        old_table, old_settings = recorded.split("; ")
+        new_table, new_settings = current.split("; ")
+        way_out = ("start a new run (without --resume): it copies every row again, and a "
+                   "copy that keeps writetimes writes nothing twice")
+        if old_table != new_table:
+            raise SettingsError(
+                f"{settings.path}: --resume {record.run_id}: the target table "
+                f"{plan.target_label} is not the one that run wrote to ({old_table}, now "
+                f"{new_table}: dropped and created again since); the rows of its {len(done)} "
+                f"done work items are not in it; {way_out}")
+        if old_settings != new_settings:
+            raise SettingsError(
+                f"{settings.path}: --resume {record.run_id}: the settings that decide what is "
+                f"written to {plan.target_label} (its COLUMNS, CONSTANTS, WHERE, PARTITIONS, "
+                "WRITETIME_FROM/TO, PRESERVE_WRITETIME, PRESERVE_TTL) differ from that run's; "
+                f"resume with that run's settings, or {way_out}")
+        if any(item.rows_written for item in done) and _empty(settings, plan, target_session):
+            raise SettingsError(
+                f"{settings.path}: --resume {record.run_id}: the target table "
+                f"{plan.target_label} is empty, but that run's done work items wrote "
+                f"{sum(item.rows_written for item in done):,} rows to it (truncated since?); "
+                f"{way_out}")
+
+
+def _empty(settings: Settings, plan: TablePlan, target_session) -> bool:
+    keyspace, table = settings.target.keyspace, plan.mapping.target
+    query = SimpleStatement(f"SELECT * FROM {table_name(keyspace, table)} LIMIT 1",
+                            consistency_level=ConsistencyLevel.QUORUM)
+    return target_session.execute(query).one() is None
 
 
 def settings_identity(settings: Settings, kind: str = "migrate") -> str:
@@ -91,8 +160,9 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
     ledger = Ledger(session, settings.ledger_keyspace)
     try:
         if resume:
-            return _resume(settings, plans, ledger, resume, kind)
-        return _new(settings, plans, ledger, splits_for, started, clusters.source, kind, choose)
+            return _resume(settings, plans, ledger, resume, kind, clusters.target)
+        return _new(settings, plans, ledger, splits_for, started, clusters.source,
+                    clusters.target, kind, choose)
     except SettingsError:
         raise
     except Exception as error:  # noqa: BLE001 - named to the user, nothing written yet
@@ -102,8 +172,8 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
             f"{error}") from None
 
 
-def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, kind: str,
-         choose) -> Run:
+def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, target,
+         kind: str, choose) -> Run:
     run_id, attempt = new_run_id(started), _attempt()
     run = Run(run_id=run_id, attempt=attempt, ledger=LedgerOptions(
         settings.target.connection, settings.ledger_keyspace, run_id, attempt))
@@ -113,7 +183,8 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, ki
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
                                                          run.work_items[table_key(plan)]])
     ledger.start_run(settings_identity(settings, kind), run.run_id,
-                     [table_key(p) for p in plans])
+                     [table_key(p) for p in plans],
+                     {table_key(p): fingerprint(settings, p, target) for p in plans})
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
               sum(run.items_total.values()), settings.ledger_keyspace)
     return run
@@ -138,7 +209,7 @@ def _row_of(item: ReadWorkItem) -> tuple:
     return (item.item_id, token_range.start, token_range.end, list(token_range.replicas), None)
 
 
-def _resume(settings, plans, ledger: Ledger, resume: str, kind: str) -> Run:
+def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, target) -> Run:
     identity = settings_identity(settings, kind)
     runs = ledger.runs(identity)
     if resume == LATEST:
@@ -159,6 +230,10 @@ def _resume(settings, plans, ledger: Ledger, resume: str, kind: str) -> Run:
             f"{settings.path}: --resume {record.run_id}: that run copied "
             f"{', '.join(record.tables)}, these settings copy {', '.join(wanted)}; resume with "
             "the tables of that run, or start a new run")
+    by_table: dict[str, list[WorkItemRecord]] = {}
+    for item in ledger.items(record.run_id):
+        by_table.setdefault(item.table, []).append(item)
+    _check_fingerprints(settings, plans, record, by_table, target)
     stops = ledger.stops(record.run_id)
     for table, reason in stops.items():
         _LOG.info("resuming run %s: %s had stopped (%s); taken as fixed", record.run_id, table,
@@ -168,9 +243,6 @@ def _resume(settings, plans, ledger: Ledger, resume: str, kind: str) -> Run:
     run = Run(run_id=record.run_id, resumed=True, attempt=attempt,
               ledger=LedgerOptions(settings.target.connection, settings.ledger_keyspace,
                                    record.run_id, attempt))
-    by_table: dict[str, list[WorkItemRecord]] = {}
-    for item in ledger.items(record.run_id):
-        by_table.setdefault(item.table, []).append(item)
     for plan in plans:
         key = table_key(plan)
         items = by_table.get(key, [])

@@ -49,6 +49,30 @@ def test_a_null_key_column_needs_the_general_grouping():
     assert _layout(static_only).uniform(static_only) is None
 
 
+def test_a_group_of_static_cells_only_is_written_with_the_partition_key_alone():
+    kept = CellOptions(writetime=True, ttl=True)
+    static = frozenset({"s"})
+    # Regular cells with a TTL, the static later without: apart, the static without "c".
+    row = _row({"k": 1, "c": 2, "a": "x", "s": "st"}, {"a": 100, "s": 200}, {"a": 20})
+    assert cell_groups(row, KEYS, kept, static, ("k",)) == [
+        ({"k": 1, "c": 2, "a": "x"}, 100, 20), ({"k": 1, "s": "st"}, 200, None)]
+    # A static that shares the regular cells' writetime and TTL goes with them.
+    row = _row({"k": 1, "c": 2, "a": "x", "s": "st"}, {"a": 100, "s": 100}, {})
+    assert cell_groups(row, KEYS, kept, static, ("k",)) == [
+        ({"k": 1, "c": 2, "a": "x", "s": "st"}, 100, None)]
+    # A row that lives by its marker only: its key columns alone, and the static apart.
+    row = _row({"k": 1, "c": 2, "a": None, "s": "st"}, {"s": 200}, {"s": 50})
+    assert cell_groups(row, KEYS, kept, static, ("k",)) == [
+        ({"k": 1, "s": "st"}, 200, 50), ({"k": 1, "c": 2}, None, None)]
+    # A partition of statics only (no clustering row): the partition key and the statics.
+    row = _row({"k": 1, "c": None, "s": "st"}, {"s": 200}, {})
+    assert cell_groups(row, KEYS, kept, static, ("k",)) == [({"k": 1, "s": "st"}, 200, None)]
+    # Without statics named, the grouping is as before.
+    row = _row({"k": 1, "c": 2, "a": "x", "s": "st"}, {"a": 100, "s": 200}, {"a": 20})
+    assert cell_groups(row, KEYS, kept) == [({"k": 1, "c": 2, "a": "x"}, 100, 20),
+                                            ({"k": 1, "c": 2, "s": "st"}, 200, None)]
+
+
 def test_per_element_writetimes_take_the_newest_and_ttls_the_longest():
     row = _row({"k": 1, "c": 2, "tags": ["a", "b"], "a": "x"},
                {"tags": [90, 100], "a": 100}, {"tags": [30, 60], "a": 60})

@@ -3,6 +3,7 @@ not shorten what the source keeps. Read back with ttl() from the target node."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -81,3 +82,33 @@ def test_a_dead_letters_cql_writes_ttl_0_where_the_target_has_a_default():
     record = failed_row_record("ks", "t", {}, values, SimpleNamespace(
         error=ValueError("refused"), attempts=1), _inserts(3600, VALUES_ONLY).groups(values))
     assert record["cql"] == "INSERT INTO ks.t (k, v) VALUES (1, 'one') USING TTL 0;"
+
+
+def test_a_static_written_later_does_not_keep_an_expired_row_alive(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    """A clustering row inserted with a TTL and a static set later without one: when the row
+    expires on the source only the static remains, and so it must on the target."""
+    for session in (source_session, target_session):
+        session.execute(f"CREATE TABLE {keyspace}.t (pk int, ck int, v text, s text static, "
+                        "PRIMARY KEY (pk, ck))")
+    for pk in range(10):
+        source_session.execute(f"INSERT INTO {keyspace}.t (pk, ck, v) VALUES (%s, 1, 'short') "
+                               "USING TTL 20", (pk,))
+        source_session.execute(f"INSERT INTO {keyspace}.t (pk, ck, v) VALUES (%s, 2, 'long')",
+                               (pk,))
+        if pk % 2:  # a row that lives by its row marker only, its cells null
+            source_session.execute(f"INSERT INTO {keyspace}.t (pk, ck) VALUES (%s, 3)", (pk,))
+        source_session.execute(f"UPDATE {keyspace}.t SET s = 'static' WHERE pk = %s", (pk,))
+    written = time.monotonic()
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"])
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert time.monotonic() - written < 18, "the copy took longer than the rows' TTL"
+    query = f"SELECT pk, ck, v, s FROM {keyspace}.t"
+    assert sorted(target_session.execute(query)) == sorted(source_session.execute(query))
+    time.sleep(max(0.0, 21 - (time.monotonic() - written)))
+    source = sorted(source_session.execute(query))
+    assert len(source) == 15 and all(row.ck != 1 for row in source)  # the TTL'd rows expired
+    assert sorted(target_session.execute(query)) == source

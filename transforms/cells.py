@@ -101,13 +101,21 @@ def data_of(row: Mapping) -> dict:
     return {name: value for name, value in row.items() if not is_metadata_key(name)}
 
 
-def cell_groups(row: Mapping, key_columns: tuple[str, ...], cells: CellOptions
+def cell_groups(row: Mapping, key_columns: tuple[str, ...], cells: CellOptions,
+                static: frozenset = frozenset(), partition_key: tuple[str, ...] = ()
                 ) -> list[tuple[dict, int | None, int | None]]:
     """(columns to write, writetime or None, TTL or None) for each group of the row's cells.
 
     Key columns are in every group; a key column that is None (the clustering key of a
     partition that holds only static cells) is left out. A row of key columns only is one group
-    without timestamp. Null cells are never written (no tombstones)."""
+    without timestamp. Null cells are never written (no tombstones).
+
+    Static cells (``static``, with the table's ``partition_key``): a group of static cells only
+    is written with the partition key alone. Written with the clustering key, its INSERT would
+    give the clustering row a row marker with the static's lifetime, and a row that expires on
+    the source would live on the target. A clustering row whose only live cells are statics
+    (its regular cells null or expired: it lives by its row marker) gets a group of its key
+    columns alone, without timestamp or TTL: CQL cannot read a row marker's."""
     keep_writetime, keep_ttl = cells.writetime, cells.ttl
     keys = {name: row[name] for name in key_columns if row.get(name) is not None}
     groups: dict[tuple, dict] = {}
@@ -126,7 +134,20 @@ def cell_groups(row: Mapping, key_columns: tuple[str, ...], cells: CellOptions
         groups.setdefault(newest, {}).update(unknown)
     if not groups:
         return [(keys, None, None)]
-    return [({**keys, **cells}, writetime, ttl) for (writetime, ttl), cells in groups.items()]
+    if not static:
+        return [({**keys, **cells}, writetime, ttl) for (writetime, ttl), cells in groups.items()]
+    partition = {name: keys[name] for name in partition_key if name in keys}
+    clustered = len(keys) > len(partition)
+    written, regular = [], False
+    for (writetime, ttl), group in groups.items():
+        if clustered and not static.issuperset(group):
+            regular = True
+            written.append(({**keys, **group}, writetime, ttl))
+        else:
+            written.append(({**partition, **group}, writetime, ttl))
+    if clustered and not regular:
+        written.append((keys, None, None))
+    return written
 
 
 class RowLayout:

@@ -30,7 +30,8 @@ class InsertStatements:
     """Bound INSERTs for the rows of one table; prepared statements and row layouts cached."""
 
     def __init__(self, session, keyspace: str, table: str, key_columns: tuple[str, ...],
-                 clustering_key: tuple[str, ...], cells: CellOptions, serialized: bool = False):
+                 clustering_key: tuple[str, ...], cells: CellOptions, serialized: bool = False,
+                 static: frozenset = frozenset()):
         self._session = session
         # Rows whose values are serialized already (bytes, None for null): bound as they are,
         # and decoded (for a dead letter) with the types of an INSERT of every column,
@@ -42,6 +43,10 @@ class InsertStatements:
         self._key_columns = key_columns
         self._clustering_key = clustering_key
         self._cells = cells
+        # Static columns: with writetimes or TTLs kept, a row with statics is written by groups
+        # (``cells.cell_groups``), so that a static never gives its clustering row a marker.
+        self._static = frozenset(static) if clustering_key else frozenset()
+        self._partition_key = tuple(name for name in key_columns if name not in clustering_key)
         self._prepared: dict[tuple, Binder] = {}
         self._layouts: dict[tuple[str, ...], RowLayout] = {}
         self._types = {}
@@ -81,7 +86,7 @@ class InsertStatements:
         layout = self._layouts.get(keys)
         if layout is None:
             layout = self._layouts[keys] = RowLayout(keys, self._key_columns, self._cells)
-        uniform = layout.uniform(row)
+        uniform = layout.uniform(row) if not self._static else None
         if uniform is not None:
             values, writetime, ttl = uniform
             if ttl is None:
@@ -90,7 +95,7 @@ class InsertStatements:
             return [self._bind(self._insert(layout.columns, writetime is not None,
                                             ttl is not None), values)]
         statements = []
-        for cells, writetime, ttl in cell_groups(row, self._key_columns, self._cells):
+        for cells, writetime, ttl in self._groups(row):
             if ttl is None:
                 ttl = self._no_ttl
             values = list(cells.values())
@@ -118,11 +123,15 @@ class InsertStatements:
                     readable[name] = value  # past year 9999): its bytes, base64 in JSON
         return readable
 
+    def _groups(self, row: Mapping) -> list:
+        return cell_groups(row, self._key_columns, self._cells, self._static,
+                           self._partition_key)
+
     def groups(self, row: Mapping) -> list | None:
         """The row's cell groups when writetimes or TTLs are kept or the target table has a
         default TTL (for its dead letter, whose CQL must write what the INSERTs write)."""
         if self._cells.any:
-            groups = cell_groups(row, self._key_columns, self._cells)
+            groups = self._groups(row)
         elif self._no_ttl is not None:
             groups = [({name: value for name, value in data_of(row).items() if value is not None},
                        None, None)]

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from cassandra import ConsistencyLevel
@@ -59,6 +59,7 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS {ks}.runs (
         settings text, run_id text, started_at timestamp, tables list<text>,
+        fingerprints map<text, text>,
         PRIMARY KEY ((settings), run_id)) WITH CLUSTERING ORDER BY (run_id DESC)""",
     """CREATE TABLE IF NOT EXISTS {ks}.work_items (
         run_id text, table_name text, item_id text, token_start varint, token_end varint,
@@ -80,7 +81,8 @@ _SCHEMA = (
 
 # Columns added to the ledger's tables since they were first released: added to an older ledger.
 _COLUMNS_ADDED = {"work_items": {"attempt": "text", "attempt_ids": "set<text>",
-                                  "counts": "map<text, bigint>"}}
+                                  "counts": "map<text, bigint>"},
+                   "runs": {"fingerprints": "map<text, text>"}}
 
 
 def new_run_id(started: float | None = None) -> str:
@@ -105,6 +107,9 @@ class RunRecord:
     run_id: str
     started_at: datetime.datetime | None
     tables: tuple[str, ...]
+    # What each table's done items depend on (``pipelines.runs.fingerprint``); empty for a run
+    # recorded by an earlier version.
+    fingerprints: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,10 @@ class Ledger:
         ks = quote(keyspace)
         self._prepared = {}
         self._statements = {
-            "run": f"INSERT INTO {ks}.runs (settings, run_id, started_at, tables) "
-                   "VALUES (?, ?, ?, ?)",
-            "runs": f"SELECT run_id, started_at, tables FROM {ks}.runs WHERE settings = ?",
+            "run": f"INSERT INTO {ks}.runs (settings, run_id, started_at, tables, "
+                   "fingerprints) VALUES (?, ?, ?, ?, ?)",
+            "runs": f"SELECT run_id, started_at, tables, fingerprints FROM {ks}.runs "
+                    "WHERE settings = ?",
             "pending": f"INSERT INTO {ks}.work_items (run_id, table_name, item_id, token_start, "
                        "token_end, replicas, partition_index, status, rows_read, rows_written, "
                        "rows_failed) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0)",
@@ -194,13 +200,16 @@ class Ledger:
 
     # ------------------------------------------------------------------ runs
 
-    def start_run(self, settings: str, run_id: str, tables: Iterable[str]) -> None:
+    def start_run(self, settings: str, run_id: str, tables: Iterable[str],
+                  fingerprints: dict | None = None) -> None:
         self._session.execute(self._statement("run"), (
-            settings, run_id, datetime.datetime.now(datetime.timezone.utc), list(tables)))
+            settings, run_id, datetime.datetime.now(datetime.timezone.utc), list(tables),
+            fingerprints or {}))
 
     def runs(self, settings: str) -> list[RunRecord]:
         """The runs of a settings file, latest first."""
-        return [RunRecord(row["run_id"], row["started_at"], tuple(row["tables"] or ()))
+        return [RunRecord(row["run_id"], row["started_at"], tuple(row["tables"] or ()),
+                          dict(row["fingerprints"] or {}))
                 for row in self._session.execute(self._statement("runs"), (settings,))]
 
     # ------------------------------------------------------------------ work items

@@ -105,9 +105,11 @@ class _WriteRowsFn(RowWriterFn):
         # Without a token map (metadata off) rows are grouped by partition instead.
         self._replica_sets = (ReplicaSets(token_map, self._keyspace)
                               if token_map is not None else None)
+        static = frozenset(column.name for column in self._table_metadata.columns.values()
+                           if column.is_static)
         self._inserts = InsertStatements(self._session, self._keyspace, self._table,
                                          self._key_columns, self._clustering_key, self._cells,
-                                         self._serialized)
+                                         self._serialized, static)
         lists = list_columns(self._table_metadata)
         # Serialized rows never carry a non-frozen list written with its writetimes (the
         # launcher decodes those: ``TablePlan.serialized``); a list only the target has is
