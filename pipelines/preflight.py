@@ -541,7 +541,9 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         partitions = _partition_keys(where, mapping.partitions, source_table.partition_key,
                                      source_label, problems)
     if mapping.where:
-        problems.extend(_check_where(source, settings.source.keyspace, mapping, where))
+        problems.extend(_check_where(source, settings.source.keyspace, mapping, where,
+                                     [column.name for column in source_table.partition_key],
+                                     partitions is not None))
     if len(problems) > before:
         return None
     estimated_partitions, estimated_bytes = _size_estimate(source, settings.source.keyspace,
@@ -662,11 +664,28 @@ def _accepts(cql_type: str, value) -> bool:
 
 
 
-def _check_where(source, keyspace, mapping, where) -> list[str]:
-    """Let the source cluster parse the WHERE condition (nothing is read)."""
+def _check_where(source, keyspace, mapping, where, partition_key: list[str],
+                 by_partition: bool) -> list[str]:
+    """Let the source cluster parse the WHERE condition in the query the readers will send
+    (nothing is read): within a token range, or within one listed partition (PARTITIONS). A
+    condition on the partition key cannot go with a token range: the way out is PARTITIONS."""
+    table = f"{quote(keyspace)}.{quote(mapping.source)}"
+    if by_partition:
+        within = " AND ".join(f"{quote(name)} = ?" for name in partition_key)
+    else:
+        token = f"token({', '.join(map(quote, partition_key))})"
+        within = f"{token} > ? AND {token} <= ?"
     try:
-        source.prepare(f"SELECT * FROM {quote(keyspace)}.{quote(mapping.source)} "
-                       f"WHERE {mapping.where} ALLOW FILTERING")
+        source.prepare(f"SELECT * FROM {table} WHERE {within} AND {mapping.where} "
+                       "ALLOW FILTERING")
     except Exception as error:  # noqa: BLE001 - named to the user
+        named = [name for name in partition_key
+                 if re.search(rf'(?<![\w"]){re.escape(name)}(?![\w"])', mapping.where)
+                 or f'"{name}"' in mapping.where]
+        if named and not by_partition:
+            return [f"{where}.WHERE: {mapping.where!r} restricts the partition key "
+                    f"({', '.join(named)}), which a read by token range cannot also restrict; "
+                    f"name those partitions in {where}.PARTITIONS instead (e.g. PARTITIONS: "
+                    "[['eu'], ['us']]), and keep in WHERE the conditions on other columns"]
         return [f"{where}.WHERE: the source rejects {mapping.where!r}: {error}"]
     return []

@@ -338,6 +338,11 @@ def test_whole_keyspace_with_created_target_tables(tmp_path, keyspace, cassandra
      "TABLES[0].CONSTANTS: 5 is not a valid text for {ks}.customers.origin"),
     ({"SOURCE": "users", "TARGET": "customers", "WHERE": "no_such_column = 1"},
      "TABLES[0].WHERE: the source rejects"),
+    # A condition on the partition key cannot go with a token range: PARTITIONS is the way.
+    ({"SOURCE": "users", "TARGET": "customers", "COLUMNS": {"name": "full_name"},
+      "WHERE": "id = 1"},
+     "TABLES[0].WHERE: 'id = 1' restricts the partition key (id), which a read by token range "
+     "cannot also restrict; name those partitions in TABLES[0].PARTITIONS instead"),
     ({"SOURCE": "users", "TARGET": "customers"}, "{ks}.customers has no column name"),
 ])
 def test_mapping_problems_exit_2(tmp_path, keyspace, cassandra_hosts, source_session,

@@ -105,3 +105,39 @@ def test_same_value_is_cassandras_equality():
     assert same_value(SortedSet([1, 2]), SortedSet([2, 1]))
     assert not same_value(SortedSet([1]), SortedSet([1, 2]))
     assert not same_value(True, 1) and same_value(b"", b"")
+
+
+def test_timestamps_outside_pythons_datetime_range_are_copied_and_compared(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    """Cassandra holds any 64-bit millisecond count; a datetime only years 1 to 9999. The
+    values outside are read as their milliseconds and written back as the same value, in a
+    column, a non-frozen list (the decoded way) and a frozen map; the rows around them too."""
+    table = ("CREATE TABLE {ks}.t (k int PRIMARY KEY, ts timestamp, l list<timestamp>, "
+             "m frozen<map<text, timestamp>>)")
+    for session in (source_session, target_session):
+        session.execute(table.format(ks=keyspace))
+    far = 253_402_300_800_000 + 86_400_000 * 365  # year 10001
+    before = -62_135_596_800_000 - 86_400_000 * 400  # before year 1
+    for k in range(40):
+        if k % 4 == 0:
+            source_session.execute(
+                f"INSERT INTO {keyspace}.t (k, ts, l, m) VALUES (%s, {far + k}, "
+                f"[{before}, 0, {far}], {{'far': {far}, 'before': {before}}})", (k,))
+        else:
+            source_session.execute(f"INSERT INTO {keyspace}.t (k, ts, l) VALUES (%s, {k}, [1])",
+                                   (k,))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"],
+                              OUTAGE_WAIT_SECONDS=30)
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert summary["tables"][0]["rows_written"] == 40
+    query = f"SELECT k, timestampAsBlob(ts) AS raw, ts, l, m FROM {keyspace}.t"
+    source = sorted(tuple(row) for row in source_session.execute(query))
+    target = sorted(tuple(row) for row in target_session.execute(query))
+    assert target == source
+    far_row = next(row for row in target if row[0] == 4)
+    assert far_row[1] == (far + 4).to_bytes(8, "big") and far_row[2] == far + 4
+    code, validation = run_validation(settings)
+    assert code == 0 and validation["tables"][0]["valid"] == 40, validation

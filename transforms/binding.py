@@ -20,6 +20,8 @@ from cassandra.cqltypes import EMPTY
 from cassandra.marshal import int64_pack
 from cassandra.query import UNSET_VALUE, BoundStatement
 
+from transforms.values import Timestamp
+
 __all__ = ["Binder"]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
@@ -34,11 +36,13 @@ def _serialize_timestamp(value, protocol_version: int) -> bytes:
         # Whole milliseconds (what Cassandra returns): exact in integers.
         epoch = _EPOCH if value.tzinfo is None else _EPOCH_UTC
         return int64_pack((value - epoch) // _MILLISECOND)
+    if type(value) is int:  # milliseconds: a timestamp past what a datetime holds (values)
+        return int64_pack(value)
     return cqltypes.DateType.serialize(value, protocol_version)
 
 
 def _serializer(cql_type):
-    if cql_type is cqltypes.DateType:
+    if cql_type is cqltypes.DateType or cql_type is Timestamp:
         return _serialize_timestamp
     return cql_type.serialize
 

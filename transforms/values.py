@@ -13,15 +13,22 @@ equal. Importing this module makes the driver return its ``EMPTY`` singleton ins
 Python and its Cython decoders ask ``support_empty_values``), which ``binding.Binder`` writes
 back as no bytes; ``EMPTY`` pickles to the singleton, so it stays itself across a shuffle. It
 is process-wide: every session of a process that imports the connector decodes the same way.
+
+So is the decoding of a ``timestamp`` (``Timestamp``): a datetime where Python's can hold it
+(years 1 to 9999), else its milliseconds since the epoch as an int, which the writer writes back
+as the same value (a CQL literal too). The driver's own decoder raises on such a value, and the
+error fails the whole page and closes the connection it came on.
 """
 
 from __future__ import annotations
 
 import copyreg
 
-from cassandra import cqltypes
+from cassandra import cqltypes, type_codes, util
 from cassandra.cqltypes import EMPTY, EmptyValue
 from cassandra.encoder import Encoder
+from cassandra.marshal import int64_unpack
+from cassandra.protocol import ResultMessage
 from cassandra.util import Duration
 
 _CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
@@ -35,6 +42,29 @@ def empty_value() -> EmptyValue:
 
 
 copyreg.pickle(EmptyValue, lambda value: (empty_value, ()))
+
+
+class _Timestamp(cqltypes.DateType):
+    """``timestamp`` as the driver decodes it, except a value outside Python's datetime range:
+    its milliseconds since the epoch (an int). Its name starts with "_" so the driver does not
+    register it as the type of "timestamp"; the Cython row parser decodes it through this
+    ``deserialize``."""
+
+    cassname = cqltypes.DateType.cassname
+
+    @staticmethod
+    def deserialize(byts, protocol_version):
+        millis = int64_unpack(byts)
+        try:
+            return util.datetime_from_timestamp(millis / 1000.0)
+        except (OverflowError, ValueError):
+            return millis
+
+
+#: The class of ``timestamp`` values in result metadata (also of a prepared statement's
+#: columns, which ``binding.Binder`` serializes).
+Timestamp = _Timestamp
+ResultMessage.type_codes[type_codes.DateType] = _Timestamp
 
 
 class UdtValue(tuple):
