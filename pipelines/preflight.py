@@ -513,6 +513,12 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
         elif _normalise(target_column.cql_type) != _normalise(column.cql_type):
             mismatched.append(f"{name} is {column.cql_type} in {source_label} but "
                               f"{target_name} is {target_column.cql_type} in {target_label}")
+        elif column.is_static != target_column.is_static:
+            # A static holds one value per partition, a regular column one per row: mapped
+            # onto each other, the rows' values would collapse into one (or one be repeated).
+            kinds = ("static", "regular") if column.is_static else ("regular", "static")
+            mismatched.append(f"{name} is {kinds[0]} in {source_label} but {target_name} is "
+                              f"{kinds[1]} in {target_label}")
     if missing:
         problems.append(f"{where}: {target_label} has no column {', '.join(missing)} "
                         f"(present in {source_label})")

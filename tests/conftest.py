@@ -35,7 +35,40 @@ def _start_local(count: int, first: int = 1, auth: bool = False, tls: bool = Fal
     report = local_cassandra.start(nodes)
     addresses = [node["address"] for node in report]
     started = [node["address"] for node in report if node["state"] != "reused"]
+    if auth:
+        for address in addresses:
+            _wait_for_login(address, tls=tls, ca_cert=next(
+                (node.get("ca_cert") for node in report if node["address"] == address), None))
     return addresses, started
+
+
+def _wait_for_login(address: str, tls: bool, ca_cert: str | None, timeout: float = 120.0):
+    """Until the default superuser can log in: a node takes CQL connections before its role
+    manager has created that role, and refuses it ("Bad credentials") meanwhile."""
+    import ssl
+    import time
+
+    from cassandra.auth import PlainTextAuthProvider
+
+    from tools.local_cassandra.launcher import DEFAULT_SUPERUSER
+
+    context = None
+    if tls:
+        context = ssl.create_default_context(cafile=ca_cert)
+        context.check_hostname = False
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = Cluster([address], auth_provider=PlainTextAuthProvider(
+            *DEFAULT_SUPERUSER), ssl_context=context, protocol_version=5)
+        try:
+            cluster.connect().execute("SELECT release_version FROM system.local")
+            return
+        except Exception as error:  # noqa: BLE001 - tried again until the deadline
+            if time.monotonic() > deadline:
+                pytest.fail(f"the default superuser cannot log in to {address}: {error}")
+            time.sleep(1)
+        finally:
+            cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -400,3 +400,22 @@ def test_a_column_name_with_a_double_quote_keeps_its_writetime(
     row = target_session.execute(f'SELECT "say ""hi""", writetime("say ""hi""") '
                                  f"FROM {keyspace}.odd WHERE id = 1").one()
     assert tuple(row) == ("x", 1234567)
+
+
+def test_a_static_column_mapped_onto_a_regular_one_is_refused(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, caplog):
+    """A static holds one value per partition, a regular column one per row: mapped onto
+    each other, values would collapse. Refused before anything is written."""
+    source_session.execute(f"CREATE TABLE {keyspace}.t (pk int, ck int, s text static, "
+                           "v text, PRIMARY KEY (pk, ck))")
+    target_session.execute(f"CREATE TABLE {keyspace}.t (pk int, ck int, s text, "
+                           "v text static, PRIMARY KEY (pk, ck))")
+    for ck in range(3):
+        source_session.execute(f"INSERT INTO {keyspace}.t (pk, ck, s, v) "
+                               "VALUES (1, %s, 'one', %s)", (ck, f"row {ck}"))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"])
+    assert run_migration(settings)[0] == 2
+    assert (f"TABLES[0]: column s is static in {keyspace}.t but s is regular in {keyspace}.t"
+            in caplog.text)
+    assert f"v is regular in {keyspace}.t but v is static in {keyspace}.t" in caplog.text
+    assert rows_of(target_session, keyspace, "t", ("pk",)) == []
