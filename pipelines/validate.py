@@ -253,9 +253,9 @@ def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result, d
         table["status"] = _status(table, ledger, result is not None)
         tables.append(table)
     failed = error is not None or any(table["status"] == "failed" for table in tables)
-    status = ("failed" if failed else "differences" if any(
-        table["status"] == "differences" for table in tables) else "corrected" if any(
-        table["status"] == "corrected" for table in tables) else "valid")
+    status = "failed" if failed else next(
+        (kind for kind in ("differences", "unsettled", "corrected")
+         if any(table["status"] == kind for table in tables)), "valid")
     totals = {kind: sum(table[kind] or 0 for table in tables) for kind in COUNTS}
     report = {"run_id": run.run_id, "status": status, "seconds": round(time.time() - started, 3),
               "sample_percent": settings.sample_percent, "tables": tables, "totals": totals,
@@ -270,9 +270,13 @@ def _status(table: dict, ledger, finished: bool) -> str:
             ledger is not None and ledger.items_done < ledger.items_total):
         return "failed"
     wrong = table["missing"] + table["mismatched"]
-    if not wrong:
-        return "valid"
-    return "corrected" if table["corrected"] >= wrong else "differences"
+    if (wrong and table["corrected"] < wrong) or table["delete_failed"]:
+        return "differences"
+    if table["changed_during_validation"]:
+        # Rows written on the source while the validation ran were not compared: nothing
+        # proves them equal until a validation after the writes stop.
+        return "unsettled"
+    return "corrected" if wrong else "valid"
 
 
 def _distinct_records(paths: list[str]) -> int:
