@@ -161,8 +161,10 @@ def failed_rows_prefix(directory: str, plan: TablePlan) -> str:
     return FileSystems.join(directory, plan.target_label)
 
 
-def failed_rows_files(directory: str, plan: TablePlan) -> list[str]:
-    pattern = f"{failed_rows_prefix(directory, plan)}.failed_rows.*.jsonl"
+def failed_rows_files(directory: str, plan: TablePlan, kind: str = "failed_rows") -> list[str]:
+    """The files the writers made durably: failed rows, or rows written at the fallback
+    consistency (``downgraded_rows``)."""
+    pattern = f"{failed_rows_prefix(directory, plan)}.{kind}.*.jsonl"
     try:
         return sorted(metadata.path for result in FileSystems.match([pattern])
                       for metadata in result.metadata_list)
@@ -442,7 +444,7 @@ def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,
         table = summary.table_summary(result.metrics(), namespace_of(plan), plan.source_label,
                                       plan.target_label)
         files = failed_rows_files(dead_letter_dir, plan)
-        failed_files += files
+        failed_files += files + failed_rows_files(dead_letter_dir, plan, "downgraded_rows")
         table.dead_letter_records = count_records(files)
         table.ledger = standing.get(runs.table_key(plan))
         tables.append(table)

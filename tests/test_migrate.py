@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cassandra.auth import PlainTextAuthProvider
@@ -17,6 +21,7 @@ from tools import sample_data
 from transforms import CassandraConnection, TlsOptions
 
 COLUMNS = sample_data.COLUMNS
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_100k_rows_with_wide_partitions_move_row_for_row(tmp_path, keyspace, cassandra_hosts,
@@ -295,3 +300,59 @@ def test_a_target_table_dropped_mid_run_stops_the_table_at_once(
     assert table["rows_failed"] == table["dead_letter_records"] == len(
         dead_letters(settings, "failed_rows"))
     assert table["work_items_done"] < table["work_items_total"]
+
+
+def test_rows_written_at_the_fallback_level_keep_their_record_through_a_kill(
+        tmp_path, cassandra_hosts, source_session, target_session, keyspace, rf3_keyspace):
+    """Every write falls back to ONE (RF 3 on one node). The migrator is killed mid-run: the
+    rows of every item the ledger calls done are listed in a downgraded_rows file already on
+    disk, and after --resume the run's summary counts every row written at ONE once."""
+    rows = 20_000
+    target_keyspace = rf3_keyspace(target_session)
+    sample_data.fill_table(source_session, keyspace, "events", rows, "narrow")
+    sample_data.create_table(target_session, target_keyspace, "events")
+    ledger = f"{keyspace}_ledger"
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["events"],
+                              target_keyspace=target_keyspace, LEDGER_KEYSPACE=ledger,
+                              SPLITS=32, MAX_ROWS_PER_SECOND=4_000)
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.migrate", "--config",
+                                str(settings)], cwd=PROJECT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        done = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if target_session.cluster.metadata.keyspaces.get(ledger) is not None:
+                try:
+                    done = [row.rows_written for row in target_session.execute(
+                        f"SELECT status, rows_written FROM {ledger}.work_items")
+                        if row.status == "done"]
+                except Exception:  # noqa: BLE001 - the ledger table is being created
+                    done = []
+                if len(done) >= 10:
+                    break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, "the migration ended before it was killed"
+        done = [row.rows_written for row in target_session.execute(
+            f"SELECT status, rows_written FROM {ledger}.work_items") if row.status == "done"]
+        recorded = dead_letters(settings, "downgraded_rows")
+        assert 0 < sum(done) <= len(recorded) < rows, (sum(done), len(recorded))
+
+        code, summary = run_migration(settings, "--resume")
+
+        assert code == 0, summary
+        (table,) = summary["tables"]
+        assert table["run_rows_written"] == table["run_rows_downgraded"] == rows
+        assert 0 < table["consistency_downgrades"] < rows  # this attempt's own
+        recorded = dead_letters(settings, "downgraded_rows")
+        keys = {(record["partition_key"]["account_id"], record["clustering"]["seq"])
+                for record in recorded}
+        assert keys == {row[:2] for row in rows_of(source_session, keyspace, "events",
+                                                    ("account_id", "seq"))}
+        assert {record["consistency"] for record in recorded} == {"ONE"}
+    finally:
+        if process.poll() is None:
+            process.kill()
+        target_session.execute(f"DROP KEYSPACE IF EXISTS {ledger}")

@@ -303,7 +303,7 @@ class _WriteCountersFn(RowWriterFn):
                               replayable=False)
             return
         if state.applied and state.downgraded_to is not None:
-            self._downgraded([state.row], state.downgraded_to)
+            self._downgraded([state.row], state.downgraded_to, state.tally)
         self._written(1, state.tally, unchanged=not state.applied)
 
     def _describe(self, unit: _Unit) -> str:

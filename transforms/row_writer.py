@@ -46,7 +46,7 @@ class ItemTally:
     others ended in."""
 
     __slots__ = ("end", "pending", "written", "failed", "skipped", "unchanged",
-                 "dead_letters")
+                 "dead_letters", "downgraded", "downgraded_records")
 
     def __init__(self):
         self.end: WorkItemEnd | None = None
@@ -56,6 +56,8 @@ class ItemTally:
         self.skipped = 0
         self.unchanged = 0
         self.dead_letters: list[dict] = []
+        self.downgraded = 0  # rows written at the fallback consistency
+        self.downgraded_records: list[dict] = []  # their records, until made durable
 
 
 class RowWriterFn(beam.DoFn):
@@ -104,6 +106,11 @@ class RowWriterFn(beam.DoFn):
             shared_sessions.acquire(self._ledger_connection)
         self._dead_letter_file = (dead_letters.durable_file(self._dead_letter_prefix, "failed_rows")
                                   if self._dead_letter_prefix else None)
+        # Rows written at the fallback consistency are listed the same way: on disk before
+        # their work item is recorded done, so a killed run loses none of the list.
+        self._downgraded_file = (
+            dead_letters.durable_file(self._dead_letter_prefix, self.DOWNGRADED_ROWS)
+            if self._dead_letter_prefix else None)
         self._control = (self._control_options.control()
                          if self._control_options is not None else None)
         self._outage_clock = retry.outage_clock(self._namespace)
@@ -200,11 +207,14 @@ class RowWriterFn(beam.DoFn):
         status = "failed" if tally.failed or tally.end.read_failed else "done"
         if self._control is not None:
             self._control.recorded(tally.failed)
+        counts = dict(tally.end.counts)
+        if tally.downgraded:  # the run's whole list of them survives a resume in the ledger
+            counts["rows_downgraded"] = tally.downgraded
         self._outputs.append((self.WORK_ITEMS, {
             "item_id": tally.end.item_id, "status": status, "rows_read": tally.end.rows_read,
             "rows_written": tally.written, "rows_failed": tally.failed,
             "rows_unchanged": tally.unchanged, "started": tally.end.started,
-            "finished": time.time(), "counts": dict(tally.end.counts) or None}))
+            "finished": time.time(), "counts": counts or None}))
 
     # ----------------------------------------------------------------- outcomes
 
@@ -238,14 +248,19 @@ class RowWriterFn(beam.DoFn):
         tally.pending -= rows
         self._settle_if_done(tally)
 
-    def _downgraded(self, rows: list[Mapping], consistency: int) -> None:
-        """Rows written at the fallback level: counted and listed for a later repair."""
+    def _downgraded(self, rows: list[Mapping], consistency: int, tally: ItemTally) -> None:
+        """Rows written at the fallback level: counted and listed for a later repair (the
+        list made durable with the item's dead letters, before the item is settled)."""
         self._counters["consistency_downgrades"].inc(len(rows))
         self._progress.count("downgrades", len(rows))
+        tally.downgraded += len(rows)
         level = retry.consistency_name(consistency)
-        for row in rows:
-            self._outputs.append((self.DOWNGRADED_ROWS, {
-                "table": self._label, **self._key_of(row), "consistency": level}))
+        records = [{"table": self._label, **self._key_of(row), "consistency": level}
+                   for row in rows]
+        if self._downgraded_file is None:
+            self._outputs.extend((self.DOWNGRADED_ROWS, record) for record in records)
+        else:
+            tally.downgraded_records += records
 
     def _dead_letter(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally,
                      what: str = "row", groups: list | None = None,
@@ -277,10 +292,14 @@ class RowWriterFn(beam.DoFn):
         self._settle_if_done(tally)
 
     def _flush_dead_letters(self, tallies: Iterable[ItemTally]) -> None:
-        records = []
+        records, downgraded = [], []
         for tally in tallies:
             records += tally.dead_letters
             tally.dead_letters = []
+            downgraded += tally.downgraded_records
+            tally.downgraded_records = []
+        if downgraded:
+            self._downgraded_file.append(downgraded)
         if not records:
             return
         self._dead_letter_file.append(records)

@@ -227,7 +227,8 @@ class _WriteRowsFn(RowWriterFn):
 
     def _written(self, rows, outcome: retry.Outcome, tally: ItemTally, size: int = 0):
         if outcome.downgraded:
-            self._downgraded([self._inserts.readable(row) for row in rows], outcome.consistency)
+            self._downgraded([self._inserts.readable(row) for row in rows], outcome.consistency,
+                             tally)
         super()._written(len(rows), tally, size=size)
 
     def _failed(self, row: Mapping, outcome: retry.Outcome, tally: ItemTally):
