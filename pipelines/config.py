@@ -132,6 +132,7 @@ class Settings:
 # --------------------------------------------------------------------------- value checks
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,48}$")
+_QUOTED_NAME = re.compile(r'^"((?:[^"]|"")+)"$')
 _CONSISTENCY_NAMES = sorted(ConsistencyLevel.name_to_value)
 _WRITE_LEVELS = [name for name in _CONSISTENCY_NAMES if "SERIAL" not in name]
 _READ_LEVELS = [name for name in _CONSISTENCY_NAMES if name not in ("ANY", "EACH_QUORUM")]
@@ -223,11 +224,23 @@ def _consistency(names: list[str]) -> Callable[[Any], Any]:
 
 
 def _identifier(value):
+    """A keyspace or table name as CQL reads it: unquoted, in lower case (``Names`` is the
+    table ``names``); in double quotes, exactly (``'"Names"'``)."""
     _text(value)
-    if not _IDENTIFIER.match(value):
+    quoted = _QUOTED_NAME.match(value)
+    name = quoted.group(1).replace('""', '"') if quoted else value.lower()
+    if not _IDENTIFIER.match(name):
         raise ValueError(f"{value!r} is not a Cassandra table or keyspace name "
-                         "(letters, digits and _, at most 48)")
-    return value
+                         "(letters, digits and _, at most 48; in double quotes to keep "
+                         "upper case: '\"Names\"')")
+    return name
+
+
+def column_name(value: str) -> str:
+    """A column name: as the table lists it (``UserId`` and ``userid`` are two columns), or
+    in double quotes as CQL writes it (``'"Key-Name"'``)."""
+    quoted = _QUOTED_NAME.match(value)
+    return quoted.group(1).replace('""', '"') if quoted else value
 
 
 def _hosts(value):
@@ -468,6 +481,8 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
             problems.add(f"{where}.COLUMNS", "must map source column names to target column "
                                              "names (or to null to skip a column)")
         else:
+            columns = {column_name(name): None if target is None else column_name(target)
+                       for name, target in columns.items()}
             options["columns"] = tuple(columns.items())
             sources_of: dict[str, list[str]] = {}
             for name, target in columns.items():
@@ -483,7 +498,8 @@ def _table_options(problems: _Problems, where: str, item: Mapping) -> dict:
         if not isinstance(constants, Mapping) or not all(isinstance(k, str) for k in constants):
             problems.add(f"{where}.CONSTANTS", "must map target column names to values")
         else:
-            options["constants"] = tuple(constants.items())
+            options["constants"] = tuple((column_name(name), value)
+                                         for name, value in constants.items())
     if item.get("WHERE") is not None:
         try:
             options["where"] = _condition(item["WHERE"])
@@ -536,7 +552,8 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
             continue
         if isinstance(item, str):
             try:
-                tables.append(TableMapping(_identifier(item), item))
+                name = _identifier(item)
+                tables.append(TableMapping(name, name))
             except ValueError as error:
                 problems.add(where, str(error))
             continue

@@ -44,6 +44,26 @@ def test_an_old_minimal_file_gets_every_default(tmp_path):
                                                               ("users", "customers")]
 
 
+def test_names_are_read_as_cql_reads_them(tmp_path):
+    """Unquoted table and keyspace names fold to lower case; in double quotes they are exact.
+    Column names are as the table lists them, or quoted as CQL writes them."""
+    document = {**MINIMAL, "SOURCE": {"HOSTS": ["h"], "KEYSPACE": '"Shop"'},
+                "TABLES": ['"Names"', "Orders", {
+                    "SOURCE": '"Users"', "TARGET": "customers",
+                    "COLUMNS": {'"Key-Name"': "key_name", "UserId": '"UserId2"',
+                                "userid": None, '"say ""hi"""': "hi"},
+                    "CONSTANTS": {'"Origin"': "x"}}]}
+    settings = load_settings(write(tmp_path, document))
+    assert settings.source.keyspace == "Shop"
+    assert [(t.source, t.target) for t in settings.tables] == [
+        ("Names", "Names"), ("orders", "orders"), ("Users", "customers")]
+    assert dict(settings.tables[2].columns) == {"Key-Name": "key_name", "UserId": "UserId2",
+                                                "userid": None, 'say "hi"': "hi"}
+    assert settings.tables[2].constants == (("Origin", "x"),)
+    with pytest.raises(SettingsError, match="in double quotes to keep upper case"):
+        load_settings(write(tmp_path, {**MINIMAL, "TABLES": ['"Key-Name"']}))
+
+
 def test_command_line_overrides_win_over_the_file(tmp_path):
     settings = load_settings(write(tmp_path, {**MINIMAL, "MAX_WORKERS": 3}),
                              ["MAX_WORKERS=8", "TARGET.PORT=9142", "FALLBACK_CONSISTENCY=null"])

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from cassandra.util import Date, Duration, Time, uuid_from_time
 
-from tests.helpers import rows_of, run_migration, write_settings
+from tests.helpers import rows_of, run_migration, run_validation, write_settings
 
 
 def tuuid(seconds):
@@ -419,3 +419,35 @@ def test_a_static_column_mapped_onto_a_regular_one_is_refused(
             in caplog.text)
     assert f"v is regular in {keyspace}.t but v is static in {keyspace}.t" in caplog.text
     assert rows_of(target_session, keyspace, "t", ("pk",)) == []
+
+
+def test_case_sensitive_and_quoted_names_are_copied_and_validated(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    """A table whose name keeps its upper case, columns that need quotes (a reserved word, a
+    dash, upper case beside the same name in lower case), a column renamed by its quoted
+    name: copied cell for cell (writetimes too) and validated."""
+    table = ('CREATE TABLE {ks}."Names" ("Key-Name" text, "order" int, "UserId" int, '
+             'userid int, "Note" text, PRIMARY KEY ("Key-Name", "order"))')
+    source_session.execute(table.format(ks=keyspace))
+    target_session.execute(table.format(ks=keyspace).replace('"Note"', '"Remark"'))
+    insert = source_session.prepare(
+        f'INSERT INTO {keyspace}."Names" ("Key-Name", "order", "UserId", userid, "Note") '
+        "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?")
+    for index in range(200):
+        source_session.execute(insert, (f"key {index % 20}", index, index, -index,
+                                        f"note {index}", 1_000_000 + index))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, [
+        {"SOURCE": '"Names"', "TARGET": '"Names"', "COLUMNS": {'"Note"': '"Remark"'}}])
+
+    code, summary = run_migration(settings)
+
+    assert code == 0, summary
+    assert summary["tables"][0]["rows_written"] == 200
+    columns = '"Key-Name", "order", "UserId", userid, {note}, writetime({note})'
+    source = sorted(source_session.execute(
+        f'SELECT {columns.format(note=chr(34) + "Note" + chr(34))} FROM {keyspace}."Names"'))
+    target = sorted(target_session.execute(
+        f'SELECT {columns.format(note=chr(34) + "Remark" + chr(34))} FROM {keyspace}."Names"'))
+    assert len(source) == 200 and target == source
+    code, validation = run_validation(settings)
+    assert code == 0 and validation["tables"][0]["valid"] == 200, validation
