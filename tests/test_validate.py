@@ -334,3 +334,30 @@ def test_the_migrations_mapping_and_window_are_validated_as_the_migration_applie
     assert record["kind"] == "mismatched" and set(record["columns"]) == {"remark"}
     assert (record["columns"]["remark"]["source"], record["columns"]["remark"]["target"]) == (
         "moved on", "late")
+
+
+def test_extra_rows_are_never_deleted_on_a_source_read_at_the_fallback_level(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, rf3_keyspace):
+    """The source keyspace has RF 3 on one node: every QUORUM read is Unavailable and falls
+    back to ONE, where a lagging replica could lack rows. Rows only on the target are then not
+    proof of extra rows: DELETE_EXTRA_ROWS leaves them, and the table is not called valid."""
+    source_keyspace = rf3_keyspace(source_session)
+    sample_data.fill_table(source_session, source_keyspace, "events", 1_000, "narrow")
+    sample_data.fill_table(target_session, keyspace, "events", 1_000, "narrow")
+    for account in range(900_000, 900_020):
+        target_session.execute(f"INSERT INTO {keyspace}.events (account_id, seq, note) "
+                               "VALUES (%s, 0, 'only here')", (account,))
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], source_keyspace, ["events"],
+                              target_keyspace=keyspace, READ_CONSISTENCY="QUORUM",
+                              DELETE_EXTRA_ROWS=True)
+
+    code, summary = run_validation(settings)
+
+    table = _table(summary)
+    assert code == 1, table
+    assert table["status"] == summary["status"] == "unsettled"
+    assert table["pages_downgraded"] > 0 and table["extra"] == 20
+    assert table["deleted"] == 0 and table["delete_skipped"] == 20
+    assert len(rows_of(target_session, keyspace, "events", ("account_id",))) == 1_020
+    assert all(record.get("delete_skipped") for record in differences(summary)
+               if record["kind"] == "extra")

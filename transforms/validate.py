@@ -138,7 +138,7 @@ class _ValidateWorkItemFn(beam.DoFn):
             VALID, MISSING, EXTRA, MISMATCHED, NEWER_ON_TARGET, CHANGED_DURING_VALIDATION,
             OUT_OF_WINDOW, "deleted", "delete_failed", "delete_skipped", "extra_unchecked",
             "rows_read_source", "rows_read_target", "ranges_failed", "read_retries",
-            "corrections_sent")}
+            "corrections_sent", "pages_downgraded")}
         self._differences = dead_letters.durable_file(options.differences_prefix, "differences")
         self._activity = Metrics.distribution(namespace, "activity_epoch_ms")
 
@@ -170,6 +170,9 @@ class _ValidateWorkItemFn(beam.DoFn):
         deletions = InFlight(32, self._deleted)
         self._item_counts = counts
         self._item_id = item.item_id
+        # A source page read at the fallback consistency may lack rows a lagging replica has
+        # not received: from then on an "extra" row may be one the source still has.
+        self._source_downgraded = False
         source = self._mapped(self._rows("source", item, counts))
         target = self._rows("target", item, counts)
         try:
@@ -238,6 +241,10 @@ class _ValidateWorkItemFn(beam.DoFn):
             self._counters["read_retries"].inc(outcome.retries)
             if not outcome.ok:
                 raise _ReadFailed(side, outcome)
+            if outcome.downgraded:
+                counts["pages_downgraded"] += 1
+                if side == "source":
+                    self._source_downgraded = True
             rows = outcome.result.current_rows
             counts[f"rows_read_{side}"] += len(rows)
             yield from rows
@@ -281,7 +288,11 @@ class _ValidateWorkItemFn(beam.DoFn):
                                  for name, cell in found.columns.items()}
         differences.append(record)
         if options.delete_extra and kind == EXTRA:
-            self._delete_row(t, deletions)
+            if self._source_downgraded:  # the source may still have it: never deleted
+                counts["delete_skipped"] += 1
+                record["delete_skipped"] = "the source was read at the fallback consistency"
+            else:
+                self._delete_row(t, deletions)
         if options.auto_correct and kind in (MISSING, MISMATCHED):
             return self._correction(s)
         return None
