@@ -113,6 +113,10 @@ def _cells(settings: Settings, plan: TablePlan) -> str:
     if mapping.writetime_from is not None or mapping.writetime_to is not None:
         text += (f"; only rows written in [{mapping.writetime_from or '-inf'}, "
                  f"{mapping.writetime_to or '+inf'}) microseconds")
+    if settings.preserve_ttl:
+        # What CQL cannot read, said before the run rather than found after it.
+        text += ("; a row that lives by its row marker alone (every regular cell null) is "
+                 "written without TTL or writetime: CQL cannot read a row marker's")
     return text
 
 
