@@ -57,7 +57,8 @@ def test_a_targets_default_ttl_expires_nothing_the_source_keeps(
             if source_ttl is None or not preserve_ttl:
                 assert target_ttl is None, (k, source[k], target[k])  # lives as on the source
             else:
-                assert source_ttl - 120 <= target_ttl <= source_ttl, (k, source[k], target[k])
+                # The remaining TTL at the copy: within seconds of the source's (both tick).
+                assert source_ttl - 120 <= target_ttl <= source_ttl + 2, (k, source[k], target[k])
     assert [row.n for row in target_session.execute(
         f"SELECT n FROM {keyspace}.t WHERE k = 25")] == [26]
 

@@ -70,9 +70,12 @@ def test_values_python_calls_equal_are_different_values_to_the_validator(
     table = "CREATE TABLE {ks}.t (k int PRIMARY KEY, de decimal, do double, l list<decimal>)"
     for session in (source_session, target_session):
         session.execute(table.format(ks=keyspace))
-    insert = "INSERT INTO {ks}.t (k, de, do, l) VALUES (%s, %s, %s, %s) USING TIMESTAMP 1000"
+    # Prepared: the driver serializes a Decimal with its scale (a literal would lose it).
+    insert = "INSERT INTO {ks}.t (k, de, do, l) VALUES (?, ?, ?, ?) USING TIMESTAMP 1000"
+    source_insert = source_session.prepare(insert.format(ks=keyspace))
+    target_insert = target_session.prepare(insert.format(ks=keyspace))
     for k in range(10):
-        source_session.execute(insert.format(ks=keyspace),
+        source_session.execute(source_insert,
                                (k, decimal.Decimal("1.0"), 0.0, [decimal.Decimal("2.5")]))
         target_value = (k, decimal.Decimal("1.0"), 0.0, [decimal.Decimal("2.5")])
         if k < 3:
@@ -81,7 +84,7 @@ def test_values_python_calls_equal_are_different_values_to_the_validator(
             target_value = (k, decimal.Decimal("1.0"), -0.0, [decimal.Decimal("2.5")])
         elif k < 6:
             target_value = (k, decimal.Decimal("1.0"), 0.0, [decimal.Decimal("2.50")])
-        target_session.execute(insert.format(ks=keyspace), target_value)
+        target_session.execute(target_insert, target_value)
     settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"])
 
     code, validation = run_validation(settings)

@@ -17,8 +17,10 @@ missing from the middle of a partition.
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import struct
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -165,6 +167,18 @@ def same_value(a, b) -> bool:
     return a == b
 
 
+# Types whose ``==`` is Cassandra's equality (no scale, no signed zero, no NaN).
+_EXACT = frozenset({str, bytes, int, bool, type(None), datetime.datetime, uuid.UUID})
+
+
+def _exactly_equal(source: Mapping, target: Mapping) -> bool:
+    """For two rows that are ``==``: whether every value is also the same to Cassandra."""
+    for name, value in source.items():
+        if type(value) not in _EXACT and not same_value(value, target[name]):
+            return False
+    return True
+
+
 def _is_sorted_set(value) -> bool:
     return type(value).__name__ == "SortedSet"
 
@@ -204,8 +218,8 @@ class Comparison:
         the migration asks it)."""
         if source is not None and source.get(OUT_OF_WINDOW_KEY):
             return Difference(OUT_OF_WINDOW, {})
-        if source == target:  # the usual case: every value, writetime and TTL the same
-            return _SAME
+        if source == target and _exactly_equal(source, target):
+            return _SAME  # the usual case: every value, writetime and TTL the same
         if target is None:
             return Difference(CHANGED_DURING_VALIDATION if self._after_start(source)
                               else MISSING, {})
