@@ -673,8 +673,17 @@ def _accepts(cql_type: str, value) -> bool:
 def _check_where(source, keyspace, mapping, where, partition_key: list[str],
                  by_partition: bool) -> list[str]:
     """Let the source cluster parse the WHERE condition in the query the readers will send
-    (nothing is read): within a token range, or within one listed partition (PARTITIONS). A
-    condition on the partition key cannot go with a token range: the way out is PARTITIONS."""
+    (nothing is read): within a token range, or within one listed partition (PARTITIONS).
+
+    A condition on the partition key passes Cassandra's parsing beside a token range, then
+    fails the reads ("cannot be restricted by more than one relation if it includes an
+    Equal"): it is refused here, with the way out (PARTITIONS)."""
+    named = _columns_named(mapping.where, partition_key)
+    if named and not by_partition:
+        return [f"{where}.WHERE: {mapping.where!r} restricts the partition key "
+                f"({', '.join(named)}), which a read by token range cannot also restrict; "
+                f"name those partitions in {where}.PARTITIONS instead (e.g. PARTITIONS: "
+                "[['eu'], ['us']]), and keep in WHERE the conditions on other columns"]
     table = f"{quote(keyspace)}.{quote(mapping.source)}"
     if by_partition:
         within = " AND ".join(f"{quote(name)} = ?" for name in partition_key)
@@ -685,13 +694,23 @@ def _check_where(source, keyspace, mapping, where, partition_key: list[str],
         source.prepare(f"SELECT * FROM {table} WHERE {within} AND {mapping.where} "
                        "ALLOW FILTERING")
     except Exception as error:  # noqa: BLE001 - named to the user
-        named = [name for name in partition_key
-                 if re.search(rf'(?<![\w"]){re.escape(name)}(?![\w"])', mapping.where)
-                 or f'"{name}"' in mapping.where]
-        if named and not by_partition:
-            return [f"{where}.WHERE: {mapping.where!r} restricts the partition key "
-                    f"({', '.join(named)}), which a read by token range cannot also restrict; "
-                    f"name those partitions in {where}.PARTITIONS instead (e.g. PARTITIONS: "
-                    "[['eu'], ['us']]), and keep in WHERE the conditions on other columns"]
         return [f"{where}.WHERE: the source rejects {mapping.where!r}: {error}"]
     return []
+
+
+# A CQL string literal, a quoted identifier, or a word (an unquoted identifier or keyword).
+_CQL_TOKEN = re.compile(r"'(?:[^']|'')*'|\$\$.*?\$\$|\"((?:[^\"]|\"\")*)\"|([A-Za-z_]\w*)",
+                        re.DOTALL)
+
+
+def _columns_named(condition: str, columns: list[str]) -> list[str]:
+    """The ``columns`` that a CQL condition names (outside string literals; an unquoted name
+    as CQL folds it, to lower case)."""
+    named = set()
+    for match in _CQL_TOKEN.finditer(condition):
+        quoted, word = match.group(1), match.group(2)
+        if quoted is not None:
+            named.add(quoted.replace('""', '"'))
+        elif word is not None:
+            named.add(word.lower())
+    return [name for name in columns if name in named]

@@ -81,3 +81,13 @@ def test_equal_user_types_are_copied(tmp_path, keyspace, cassandra_hosts, source
     columns = ("id", "home", "visits", "spot")
     assert rows_of(target_session, keyspace, "people", columns) == rows_of(
         source_session, keyspace, "people", columns)
+
+
+def test_the_partition_key_columns_a_where_names_are_found_outside_literals():
+    from pipelines.preflight import _columns_named
+
+    assert _columns_named("region = 'eu'", ["region"]) == ["region"]
+    assert _columns_named("REGION IN ('eu', 'us')", ["region"]) == ["region"]  # folded
+    assert _columns_named("note = 'region = 1' AND $$region$$ = note", ["region"]) == []
+    assert _columns_named('"Region" = 1 AND x > 2', ["Region", "x", "y"]) == ["Region", "x"]
+    assert _columns_named("regions = 1", ["region"]) == []
