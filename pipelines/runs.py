@@ -27,7 +27,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout, Unavailable
 from cassandra.query import SimpleStatement
 
 from pipelines.config import Settings, SettingsError
@@ -105,10 +105,18 @@ def _check_fingerprints(settings: Settings, plans, record, items_by_table: dict,
 
 
 def _empty(settings: Settings, plan: TablePlan, target_session) -> bool:
+    """Whether the target table holds no row: at QUORUM, or at ONE where a quorum cannot
+    answer (a row found there is proof enough; none found still refuses the resume, which the
+    message explains)."""
     keyspace, table = settings.target.keyspace, plan.mapping.target
-    query = SimpleStatement(f"SELECT * FROM {table_name(keyspace, table)} LIMIT 1",
-                            consistency_level=ConsistencyLevel.QUORUM)
-    return target_session.execute(query).one() is None
+    text = f"SELECT * FROM {table_name(keyspace, table)} LIMIT 1"
+    try:
+        found = target_session.execute(SimpleStatement(
+            text, consistency_level=ConsistencyLevel.QUORUM)).one()
+    except (Unavailable, ReadTimeout, OperationTimedOut):
+        found = target_session.execute(SimpleStatement(
+            text, consistency_level=ConsistencyLevel.ONE)).one()
+    return found is None
 
 
 def settings_identity(settings: Settings, kind: str = "migrate") -> str:
