@@ -4,8 +4,9 @@
 
 PATH is a dead-letter file (``<table>.failed_rows.<pid>.jsonl``), a folder of them (a run's
 folder under FAILED_ROWS_DIR), or a glob pattern. Each record's ``cql`` (its row as INSERTs with
-literal values, and with the row's writetime and TTL when the migration kept them) is sent to
-the target of the settings as one UNLOGGED batch of that one partition, at WRITE_CONSISTENCY,
+literal values, and with the row's writetime and TTL when the migration kept them; each TTL
+less the time since the row failed, and cells that have expired on the source since left out)
+is sent to the target of the settings as one UNLOGGED batch of that one partition, at WRITE_CONSISTENCY,
 through the migration's retry policy (retries, downgrade, outages waited out). Records that fail
 again, or that cannot be replayed (counter rows: their copy is a reconciliation, so run the
 migration of that table again instead), go to a new file beside the first,
@@ -16,8 +17,10 @@ when some failed again, 2 when the command line, the settings or the files are w
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -71,7 +74,7 @@ class _Replay:
 def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int, str | None]:
     """Replay one file; return (rows written, rows failed again, the file of those)."""
     failed: list[dict] = []
-    written = [0]
+    written, expired = [0], [0]
 
     def complete(item: _Replay):
         outcome = outcome_of(item.future, resend(session, item.statement), policy,
@@ -92,8 +95,11 @@ def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int
             failed.append({**record, "message": f"not replayable ({what}): run the "
                                                 "migration of its table again"})
             continue
-        item = _Replay(record, SimpleStatement(f"BEGIN UNLOGGED BATCH {record['cql']} "
-                                               "APPLY BATCH"))
+        cql = _cql_now(record, time.time())
+        if cql is None:
+            expired[0] += 1
+            continue
+        item = _Replay(record, SimpleStatement(f"BEGIN UNLOGGED BATCH {cql} APPLY BATCH"))
         in_flight.make_room()
         item.future = send(session, item.statement, policy.consistency)
         in_flight.add(item)
@@ -105,7 +111,31 @@ def replay_file(session, path: str, policy: retry.RetryPolicy) -> tuple[int, int
         with FileSystems.create(again) as handle:
             handle.write("".join(json.dumps(record, sort_keys=True) + "\n"
                                  for record in failed).encode("utf-8"))
-    return written[0], len(failed), again
+    return written[0], len(failed), again, expired[0]
+
+
+def _cql_now(record: dict, now: float) -> str | None:
+    """The record's CQL as it should be written now: each TTL less the whole seconds since
+    the row failed (cells that expired on the source since are left out; None when all of the
+    row has). A TTL of 0 (no TTL, on a table with a default) stays 0."""
+    statements = record.get("statements")
+    if not statements or not record.get("failed_at"):
+        return record["cql"]
+    failed_at = datetime.datetime.fromisoformat(record["failed_at"]).timestamp()
+    elapsed = max(0, math.ceil(now - failed_at))
+    parts = []
+    for statement in statements:
+        ttl = statement["ttl"]
+        if ttl:
+            ttl -= elapsed
+            if ttl <= 0:
+                continue
+        using = [f"TIMESTAMP {statement['timestamp']}" if statement["timestamp"] is not None
+                 else "", f"TTL {ttl}" if ttl is not None else ""]
+        using = [part for part in using if part]
+        text = statement["cql"].rstrip(";")
+        parts.append(f"{text} USING {' AND '.join(using)};" if using else f"{text};")
+    return " ".join(parts) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,12 +175,15 @@ def run(argv: list[str] | None = None) -> int:
     try:
         total_written = total_failed = 0
         for path in files:
-            written, failed, again = replay_file(session, path, policy)
+            written, failed, again, expired = replay_file(session, path, policy)
             total_written += written
             total_failed += failed
-            _LOG.info("%s: %d rows written%s", path, written,
-                      f", {failed} failed again: see {again}" if failed else "")
+            _LOG.info("%s: %d rows written%s%s", path, written,
+                      f", {failed} failed again: see {again}" if failed else "",
+                      f", {expired} expired on the source since they failed (not written)"
+                      if expired else "")
             print(f"{path}: {written:,} rows written, {failed:,} failed"
+                  + (f", {expired:,} expired since" if expired else "")
                   + (f" (see {again})" if again else ""))
     finally:
         cluster.shutdown()

@@ -113,3 +113,31 @@ def test_a_static_written_later_does_not_keep_an_expired_row_alive(
     source = sorted(source_session.execute(query))
     assert len(source) == 15 and all(row.ck != 1 for row in source)  # the TTL'd rows expired
     assert sorted(target_session.execute(query)) == source
+
+
+def test_a_replay_takes_the_time_since_the_failure_off_each_ttl():
+    """Days between a failure and its replay: a cell must not outlive its source copy."""
+    import datetime
+
+    from pipelines.replay import _cql_now
+
+    failed_at = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    groups = [({"k": 1, "a": "x"}, 10, 1_000), ({"k": 1, "b": "y"}, 20, 50),
+              ({"k": 1, "c": "z"}, 30, 0), ({"k": 1, "d": "w"}, 40, None)]
+    values = {"k": 1, "a": "x", "b": "y", "c": "z", "d": "w"}
+    record = failed_row_record("ks", "t", {}, values, SimpleNamespace(
+        error=ValueError("refused"), attempts=1), groups)
+    record["failed_at"] = failed_at.isoformat()
+    assert _cql_now(record, failed_at.timestamp()) == record["cql"]  # nothing elapsed
+    later = failed_at.timestamp() + 99.5  # 100 whole seconds taken off
+    assert _cql_now(record, later) == (
+        "INSERT INTO ks.t (k, a) VALUES (1, 'x') USING TIMESTAMP 10 AND TTL 900; "
+        "INSERT INTO ks.t (k, c) VALUES (1, 'z') USING TIMESTAMP 30 AND TTL 0; "
+        "INSERT INTO ks.t (k, d) VALUES (1, 'w') USING TIMESTAMP 40;")
+    assert _cql_now(record, failed_at.timestamp() + 10_000) == (
+        "INSERT INTO ks.t (k, c) VALUES (1, 'z') USING TIMESTAMP 30 AND TTL 0; "
+        "INSERT INTO ks.t (k, d) VALUES (1, 'w') USING TIMESTAMP 40;")
+    expiring_only = failed_row_record("ks", "t", {}, {"k": 1, "a": "x"}, SimpleNamespace(
+        error=ValueError("refused"), attempts=1), groups[:1])
+    assert _cql_now(expiring_only, datetime.datetime.fromisoformat(
+        expiring_only["failed_at"]).timestamp() + 5_000) is None  # expired on the source

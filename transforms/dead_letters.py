@@ -72,6 +72,12 @@ def failed_row_record(keyspace: str, table: str, key: Mapping, row: Mapping, out
     if groups:
         record["cql"] = " ".join(literal_insert(keyspace, table, cells, writetime, ttl)
                                  for cells, writetime, ttl in groups)
+        if any(ttl for _, _, ttl in groups):
+            # Expiring cells: a replay takes the time since ``failed_at`` off their TTLs
+            # (and leaves out those expired on the source meanwhile), so it needs them apart.
+            record["statements"] = [
+                {"cql": literal_insert(keyspace, table, cells), "timestamp": writetime,
+                 "ttl": ttl} for cells, writetime, ttl in groups]
         record["writetime"] = {name: to_json(value) for name, value in row.items()
                                if name.startswith(WRITETIME_PREFIX)}
         record["ttl"] = {name: to_json(value) for name, value in row.items()
