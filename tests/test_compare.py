@@ -136,3 +136,15 @@ def test_a_mismatch_names_each_differing_cell_with_both_values_and_writetimes():
 def test_frozen_collections_in_keys_are_hashable_and_equal_when_equal():
     assert hashable([1, {"a": [2]}]) == hashable([1, {"a": [2]}])
     assert hash(hashable({frozenset({1}): [1, 2]})) == hash(hashable({frozenset({1}): [1, 2]}))
+
+
+def test_a_nan_key_matches_the_same_nan_and_signed_zeros_are_two_keys():
+    nan = float("nan")
+    source = [{"token": 1, "k": nan}, {"token": 1, "k": -0.0}, {"token": 1, "k": 0.0}]
+    target = [{"token": 1, "k": float("nan")}, {"token": 1, "k": 0.0}]
+    pairs = list(merge(source, target, lambda row: row["token"],
+                       lambda row: (hashable(row["k"]),)))
+    matched = [(s["k"], t["k"]) for s, t in pairs if s is not None and t is not None]
+    assert len(matched) == 2 and all(str(a) == str(b) for a, b in matched)
+    assert [str(s["k"]) for s, t in pairs if t is None] == ["-0.0"]
+    assert hashable(nan) == hashable(float("nan")) and hashable(-0.0) != hashable(0.0)

@@ -48,7 +48,10 @@ DIFFERENCES = (MISSING, MISMATCHED)
 
 def hashable(value):
     """A value usable in a dict key: lists, sets and maps (frozen collections can be key
-    columns) as tuples and frozensets."""
+    columns) as tuples and frozensets; a float as its bits, so that a NaN key matches the same
+    NaN on the other side and -0.0 is not 0.0 (two clustering keys to Cassandra)."""
+    if type(value) is float:
+        return ("float", _DOUBLE.pack(value))
     if isinstance(value, (list, tuple)):
         return tuple(hashable(item) for item in value)
     if isinstance(value, Mapping):
