@@ -16,6 +16,7 @@ imported when their subcommand runs, so ``--help`` and ``--version`` answer at o
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import re
 import sys
@@ -165,6 +166,14 @@ def run(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # argparse printed the help or the version
             return 2 if not argv else int(done.code or 0)
         return 0
+    elif not argv[0].startswith("-"):
+        # Never a migration: a mistyped subcommand would start one (Beam drops unknown words).
+        close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1, cutoff=0.6)
+        hint = (f"did you mean '{close[0]}'?" if close
+                else f"{PROG} --help lists the subcommands" if argv[0] != "help"
+                else f"for help: {PROG} --help, or {PROG} <subcommand> --help")
+        print(f"error: '{argv[0]}' is not a command of {PROG}; {hint}", file=sys.stderr)
+        return 2
     else:
         command, rest = "migrate", argv  # the bare command of old scripts
     if _asks_for_help(rest):

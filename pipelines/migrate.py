@@ -38,7 +38,7 @@ from apache_beam.options.pipeline_options import (
 
 from pipelines import logs, preflight, runs, summary
 from pipelines.config import Settings, SettingsError, command_line_settings, load_settings
-from pipelines.options import MigrateOptions
+from pipelines.options import MigrateOptions, unknown_arguments
 from pipelines.preflight import TablePlan, check_against_clusters
 from transforms import CellOptions, ReadFromCassandra, WriteToCassandra
 from transforms import progress as progress_module
@@ -346,6 +346,10 @@ def load_run(argv: list[str], folder_key: str = "FAILED_ROWS_DIR"
     """The options and checked settings of a run (migrate, plan, validate); SettingsError when
     they cannot be used (nothing has connected yet). ``folder_key``: the setting of the folder
     the workers write to."""
+    problems = unknown_arguments(argv)
+    if problems:
+        raise SettingsError("the command line: " + "; ".join(problems)
+                            + " (cassandra-migrate <subcommand> --help lists the options)")
     options = PipelineOptions(argv)
     run_options = options.view_as(MigrateOptions)
     if not run_options.config:

@@ -51,3 +51,39 @@ class MigrateOptions(PipelineOptions):
             add_argument_once(parser, f"--{option}", default=None,
                               help=f"{text} (a YAML value; default: "
                                    f"{yaml_text(setting_default(key))})")
+
+
+def unknown_arguments(argv: list[str]) -> list[str]:
+    """What ``argv`` holds that neither this tool nor Beam knows, one message each, with the
+    closest known options. Beam would drop them with a warning and run on: a mistyped option
+    of a run that writes to a cluster must stop it instead. Only option names are named: the
+    value after an unknown option (``--target_password hunter2``) is never repeated."""
+    import difflib
+
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    # The parser Beam itself builds (PipelineOptions.get_all_options): every options class.
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    classes = {}
+    for cls in PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 - as Beam does
+    arguments = argv[:argv.index("--")] if "--" in argv else list(argv)
+    _, unknown = parser.parse_known_args(arguments)
+    known = sorted(name for name in parser._option_string_actions if name.startswith("--"))
+    problems, after_option = [], False
+    for argument in unknown:
+        if argument.startswith("-"):
+            name = argument.split("=", 1)[0]
+            after_option = "=" not in argument
+            fixed = "--" + name.lstrip("-").replace("-", "_")
+            close = ([fixed] if fixed in known and fixed != name
+                     else difflib.get_close_matches(name, known, n=3, cutoff=0.75))
+            problems.append(f"{name} is not an option of this command or of Beam"
+                            + (f"; did you mean {' or '.join(close)}?" if close else ""))
+        elif not after_option:
+            problems.append(f"unexpected argument {argument!r}")
+        else:
+            after_option = False  # the value of the unknown option: never shown
+    return problems

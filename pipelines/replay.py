@@ -6,12 +6,13 @@ PATH is a dead-letter file (``<table>.failed_rows.<pid>.jsonl``), a folder of th
 folder under FAILED_ROWS_DIR), or a glob pattern. Each record's ``cql`` (its row as INSERTs with
 literal values, and with the row's writetime and TTL when the migration kept them; each TTL
 less the time since the row failed, and cells that have expired on the source since left out)
-is sent to the target of the settings as one UNLOGGED batch of that one partition, at WRITE_CONSISTENCY,
-through the migration's retry policy (retries, downgrade, outages waited out). Records that fail
-again, or that cannot be replayed (counter rows: their copy is a reconciliation, so run the
-migration of that table again instead), go to a new file beside the first,
-``<file>.replay-<UTC time>.jsonl``, with the new error. Exit 0 when every row was written, 1
-when some failed again, 2 when the command line, the settings or the files are wrong.
+is sent to the target of the settings as one UNLOGGED batch of that one partition, at
+WRITE_CONSISTENCY, through the migration's retry policy (retries, downgrade, outages waited
+out). Records that fail again, or that cannot be replayed (counter rows: their copy is a
+reconciliation, so run the migration of that table again instead), go to a new file beside the
+first, ``<file>.replay-<UTC time>.jsonl``, with the new error. Exit 0 when every row was
+written, 1 when some failed again, 2 when the command line, the settings or the files are
+wrong.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.options import MigrateOptions
+from tests.helpers import write_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +100,40 @@ def test_a_missing_subcommand_module_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pipelines.validate", None)  # as if not installed
     assert cli.run(["validate", "--config", "s.yaml"]) == 2
     assert "validate is not part of this installation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["plna"], "'plna' is not a command of cassandra-migrate; did you mean 'plan'?"),
+    (["valdiate"], "'valdiate' is not a command of cassandra-migrate; did you mean 'validate'?"),
+    (["help"], "'help' is not a command of cassandra-migrate; for help: cassandra-migrate "
+               "--help"),
+    (["-V"], "-V is not an option of this command or of Beam"),
+    (["--max_workrs", "8"], "--max_workrs is not an option of this command or of Beam; did you "
+                            "mean --max_workers"),
+    (["migrate", "--max-workers", "8"], "--max-workers is not an option of this command or of "
+                                        "Beam; did you mean --max_workers?"),
+    (["--target_password", "hunter2"], "--target_password is not an option"),
+    (["validate", "--target_password=hunter2"], "--target_password is not an option"),
+    (["plan", "--auto_correct", "--target_password", "hunter2"], "--target_password is not"),
+])
+def test_what_the_command_line_does_not_understand_stops_it_before_anything_is_written(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, argv, message):
+    source_session.execute(f"CREATE TABLE {keyspace}.t (k int PRIMARY KEY, v text)")
+    target_session.execute(f"CREATE TABLE {keyspace}.t (k int PRIMARY KEY, v text)")
+    source_session.execute(f"INSERT INTO {keyspace}.t (k, v) VALUES (1, 'one')")
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"])
+    if argv[0] in ("plna", "valdiate", "help"):
+        argv = [argv[0], "--config", str(settings)]
+    elif argv[0] in cli.SUBCOMMANDS:
+        argv = [argv[0], "--config", str(settings), *argv[1:]]
+    else:
+        argv = ["--config", str(settings), *argv]
+
+    completed = command(*argv)
+
+    assert completed.returncode == 2, completed.stderr
+    assert message in completed.stderr
+    assert "hunter2" not in completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "migrator.log").exists()  # stopped before it started
+    assert list(target_session.execute(f"SELECT k FROM {keyspace}.t")) == []
