@@ -116,9 +116,11 @@ def _validate_parser() -> argparse.ArgumentParser:
          "missing, extra, mismatched, newer on the target or changed during the validation. "
          "Differences go to DIFFERENCES_DIR as JSON Lines; AUTO_CORRECT writes missing and "
          "mismatched rows again, DELETE_EXTRA_ROWS deletes extra rows.",
-         "Exit codes: 0 nothing missing or mismatched (or all of it corrected); 1 differences "
-         "left, or a token range that could not be read; 2 the command line, the settings or "
-         "the clusters are wrong (nothing was read)."),
+         "Exit codes: 0 every row compared is valid; 1 anything else: rows missing or "
+         "mismatched (also when all were corrected: only another validation proves it), an "
+         "extra row not deleted, rows that changed while it ran or pages read at the fallback "
+         "consistency (unsettled), a token range that could not be read; 2 the command line, "
+         "the settings or the clusters are wrong (nothing was read)."),
         epilog="Settings of the validation, in the settings file or with --set: "
                f"{', '.join(VALIDATE_SETTINGS)}. --resume [RUN_ID] finishes an earlier "
                "validation (the latest of this settings file, or RUN_ID).")
