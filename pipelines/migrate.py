@@ -128,6 +128,44 @@ def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOption
         "(a bucket the workers' service account can write)")
 
 
+def check_outputs(settings: Settings, folder_key: str) -> None:
+    """SettingsError naming the setting when a file or folder the run will write cannot be
+    made: a folder that does not exist and cannot be created, or one this user may not write
+    to. Checked, not made, so that a plan creates nothing. Remote paths (gs://) are Beam's
+    file systems' to check when written."""
+    summary_key = "VALIDATION_SUMMARY_FILE" if folder_key == "DIFFERENCES_DIR" else "SUMMARY_FILE"
+    problems = []
+    for key, is_folder in (("LOG_FILE", False), (summary_key, False), (folder_key, True)):
+        path = getattr(settings, key.lower())
+        if not path or "://" in path:
+            continue
+        problem = _unwritable(os.path.abspath(path), is_folder)
+        if problem:
+            problems.append(f"{key}: {path}: {problem}")
+    if problems:
+        raise SettingsError(f"{settings.path}: " + "; ".join(problems))
+
+
+def _unwritable(path: str, is_folder: bool) -> str | None:
+    """Why ``path`` (a file, or a folder to make files in) cannot be written, or None."""
+    if os.path.isdir(path) and not is_folder:
+        return "is a folder"
+    if os.path.exists(path) and not os.path.isdir(path):
+        if is_folder:
+            return "is a file, not a folder"
+        return None if os.access(path, os.W_OK) else "cannot be written by this user"
+    folder = path if is_folder else os.path.dirname(path)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, so the folder cannot be made"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f"{existing} cannot be written by this user" if existing == folder
+                else f"the folder does not exist and cannot be made in {existing}")
+    return None
+
+
 def splits_for(settings: Settings, plan: TablePlan) -> int:
     if settings.splits is not None:
         return settings.splits
@@ -357,6 +395,7 @@ def load_run(argv: list[str], folder_key: str = "FAILED_ROWS_DIR"
     settings = load_settings(run_options.config, command_line_overrides(options))
     check_secrets_for_runner(settings, options)
     check_dead_letter_dir_for_runner(settings, options, folder_key)
+    check_outputs(settings, folder_key)
     return options, run_options, settings
 
 

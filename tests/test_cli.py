@@ -137,3 +137,25 @@ def test_what_the_command_line_does_not_understand_stops_it_before_anything_is_w
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "migrator.log").exists()  # stopped before it started
     assert list(target_session.execute(f"SELECT k FROM {keyspace}.t")) == []
+
+
+@pytest.mark.parametrize("key", ["LOG_FILE", "SUMMARY_FILE", "FAILED_ROWS_DIR",
+                                 "VALIDATION_SUMMARY_FILE", "DIFFERENCES_DIR"])
+def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, key):
+    source_session.execute(f"CREATE TABLE {keyspace}.t (k int PRIMARY KEY, v text)")
+    target_session.execute(f"CREATE TABLE {keyspace}.t (k int PRIMARY KEY, v text)")
+    source_session.execute(f"INSERT INTO {keyspace}.t (k, v) VALUES (1, 'one')")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    # A folder inside a file cannot be made, even by root; a folder is not a file.
+    bad = str(blocker / "out") if key != "SUMMARY_FILE" else str(tmp_path)
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["t"], **{key: bad})
+    subcommand = "validate" if key in ("VALIDATION_SUMMARY_FILE", "DIFFERENCES_DIR") else "migrate"
+
+    completed = command(subcommand, "--config", str(settings))
+
+    assert completed.returncode == 2, completed.stderr
+    assert f"{key}: {bad}: " in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert list(target_session.execute(f"SELECT k FROM {keyspace}.t")) == []
