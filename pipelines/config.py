@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -321,17 +322,36 @@ _SSL_KEYS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
 }
 
 
+def suggestions(word: str, known: list[str], most: int = 3) -> list[str]:
+    """The known names closest to a mistyped one (case and underscores aside), at most
+    ``most``: ``MAX_WORKER`` gives ``MAX_WORKERS``."""
+    def plain(name: str) -> str:
+        return name.upper().replace("_", "").replace("-", "")
+
+    exact = [name for name in known if plain(name) == plain(word)]
+    if exact:
+        return exact[:most]
+    by_plain = {plain(name): name for name in known}
+    return [by_plain[name] for name in difflib.get_close_matches(
+        plain(word), list(by_plain), n=most, cutoff=0.75)]
+
+
+def _unknown(close: list[str], known: tuple[str, ...] = ()) -> str:
+    if close:
+        return f"unknown setting (did you mean {' or '.join(close)}?)"
+    if known:  # a short list: named whole
+        return f"unknown setting; known: {', '.join(known)}"
+    return "unknown setting (the settings reference in README.md, section 'Settings', lists them)"
+
+
 def _section(problems: _Problems, where: str, raw: Mapping, keys: dict,
              also_known: tuple[str, ...] = ()) -> dict:
     """Check a mapping against its known keys; return key -> checked value (defaults filled)."""
     values = {}
     for key in raw:
         if key not in keys:
-            close = [known for known in keys if known.replace("_", "") == str(key).upper()
-                     .replace("_", "")]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            known = ", ".join([*also_known, *keys])
-            problems.add(f"{where}{key}", f"unknown setting{hint}; known: {known}")
+            close = suggestions(str(key), [*also_known, *keys])
+            problems.add(f"{where}{key}", _unknown(close))
     for key, (default, check) in keys.items():
         value = raw.get(key, default)
         if check is None:
@@ -562,7 +582,8 @@ def _tables(problems: _Problems, raw: Any) -> tuple[TableMapping, ...]:
             continue
         for key in item:
             if key not in _TABLE_KEYS:
-                problems.add(f"{where}.{key}", f"unknown setting; known: {', '.join(_TABLE_KEYS)}")
+                problems.add(f"{where}.{key}", _unknown(suggestions(str(key), list(_TABLE_KEYS)),
+                                                         _TABLE_KEYS))
         names = {}
         for key in ("SOURCE", "TARGET"):
             value = item.get(key, item.get("SOURCE") if key == "TARGET" else None)
@@ -678,7 +699,9 @@ def load_settings(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Set
     except (OSError, BeamIOError, ValueError) as error:
         raise SettingsError(f"{path}: cannot read settings file: {error}") from None
     except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+        # PyYAML names a string it was given "<unicode string>": the file is what was read.
+        text = str(error).replace('"<unicode string>"', path).replace("<unicode string>", path)
+        raise SettingsError(f"{path}: not valid YAML: {text}") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):

@@ -96,6 +96,14 @@ BAD_SETTINGS = [
     ("missing TABLES", {k: v for k, v in MINIMAL.items() if k != "TABLES"}, "TABLES: is required"),
     ("unknown key with hint", {**MINIMAL, "BATCHINSERTSIZE": 10},
      "BATCHINSERTSIZE: unknown setting (did you mean BATCH_INSERT_SIZE?)"),
+    # A typo gets the closest names only (MAX_WORKERS alone), never the list of every key.
+    ("a letter missing", {**MINIMAL, "MAX_WORKER": 3},
+     "MAX_WORKER: unknown setting (did you mean MAX_WORKERS?)\n"),
+    ("a nested typo", {**MINIMAL, "TARGET": {**MINIMAL["TARGET"], "USERNME": "u"}},
+     "TARGET.USERNME: unknown setting (did you mean USERNAME?)\n"),
+    ("no close name", {**MINIMAL, "FOO": 1},
+     "FOO: unknown setting (the settings reference in README.md, section 'Settings', lists"),
+    ("YAML error names the file", "SOURCE: {HOSTS: [a\n", "migrator_settings.yaml, line 1"),
     ("wrong type", {**MINIMAL, "MAX_WORKERS": "five"}, "MAX_WORKERS: must be a whole number"),
     ("out of range", {**MINIMAL, "BATCH_INSERT_SIZE": 0},
      "BATCH_INSERT_SIZE: must be between 1 and 10000, not 0"),
@@ -147,8 +155,9 @@ def test_bad_settings_name_the_file_and_the_key(tmp_path, document, message):
     path = write(tmp_path, document)
     with pytest.raises(SettingsError) as raised:
         load_settings(path)
-    assert message in str(raised.value)
+    assert message in str(raised.value) + "\n"
     assert str(raised.value).startswith(path)
+    assert "<unicode string>" not in str(raised.value)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
