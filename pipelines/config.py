@@ -249,7 +249,14 @@ def _hosts(value):
         value = [part.strip() for part in value.split(",")]
     if not isinstance(value, list) or not value:
         raise ValueError("must be a non-empty list of host names or addresses")
-    return tuple(_text(host).strip() for host in value)
+    hosts = tuple(_text(host).strip() for host in value)
+    for host in hosts:
+        # host:port, or [v6 address]:port; a bare IPv6 address has more than one colon.
+        found = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+):(\d+)", host)
+        if found:
+            raise ValueError(f"{host!r} holds a port: write the host alone in HOSTS and the port "
+                             f"in PORT (PORT: {found.group(2)}; every host of a cluster shares it)")
+    return hosts
 
 
 # Top-level keys: name -> (default, check). SOURCE, TARGET and TABLES are handled apart.

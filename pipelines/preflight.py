@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 
 from cassandra import AuthenticationFailed, OperationTimedOut
-from cassandra.cluster import NoHostAvailable
+from cassandra.cluster import NoHostAvailable, UnresolvableContactPoints
 from cassandra.connection import ConnectionShutdown
 from cassandra.cqltypes import _casstypes
 
@@ -120,6 +120,9 @@ def _password_setting(name: str, connection) -> str:
 def connection_problem(name: str, connection, error: Exception) -> str:
     """What a failed connection means for the user, led by the setting at fault."""
     where = connection.describe()
+    if isinstance(error, UnresolvableContactPoints):
+        return (f"{name}.HOSTS: no host of {', '.join(connection.hosts)} resolves to an address "
+                f"(check the names in {name}.HOSTS)")
     reasons = dict(error.errors) if isinstance(error, NoHostAvailable) else {where: error}
     text = "; ".join(f"{host}: {type(reason).__name__}: {reason}"
                      for host, reason in reasons.items()) or str(error)

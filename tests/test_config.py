@@ -104,6 +104,9 @@ BAD_SETTINGS = [
     ("no close name", {**MINIMAL, "FOO": 1},
      "FOO: unknown setting (the settings reference in README.md, section 'Settings', lists"),
     ("YAML error names the file", "SOURCE: {HOSTS: [a\n", "migrator_settings.yaml, line 1"),
+    ("a port in HOSTS", {**MINIMAL, "TARGET": {**MINIMAL["TARGET"], "HOSTS": ["h:9999"]}},
+     "TARGET.HOSTS: 'h:9999' holds a port: write the host alone in HOSTS and the port in PORT "
+     "(PORT: 9999"),
     ("wrong type", {**MINIMAL, "MAX_WORKERS": "five"}, "MAX_WORKERS: must be a whole number"),
     ("out of range", {**MINIMAL, "BATCH_INSERT_SIZE": 0},
      "BATCH_INSERT_SIZE: must be between 1 and 10000, not 0"),
@@ -319,3 +322,18 @@ def test_where_keywords_inside_quotes_or_names_are_accepted(tmp_path, where):
     settings = load_settings(write(tmp_path, {**MINIMAL, "TABLES": [{"SOURCE": "a",
                                                                      "WHERE": where}]}))
     assert settings.tables[0].where == where
+
+
+def test_an_unknown_host_names_the_hosts_setting(tmp_path):
+    from pipelines.preflight import connect
+
+    document = {**MINIMAL, "SOURCE": {"HOSTS": ["no-such-host.invalid"], "KEYSPACE": "a"}}
+    settings = load_settings(write(tmp_path, document))
+    with pytest.raises(SettingsError) as raised:
+        connect("SOURCE", settings.source)
+    assert str(raised.value) == ("SOURCE.HOSTS: no host of no-such-host.invalid resolves to an "
+                                 "address (check the names in SOURCE.HOSTS)")
+    # A bare IPv6 address is a host, not a host and a port.
+    document = {**MINIMAL, "SOURCE": {"HOSTS": ["::1", "2001:db8::7"], "KEYSPACE": "a"}}
+    assert load_settings(write(tmp_path, document)).source.connection.hosts == (
+        "::1", "2001:db8::7")
