@@ -637,7 +637,9 @@ def _apply_override(document: dict, assignment: str, problems: _Problems) -> Non
         problems.add(f"--set {key.strip()}", password_refused)
         return
     try:
-        value = yaml.safe_load(text) if text else None
+        # "*" alone is YAML's alias sign, and what TABLES=* (--tables '*') means: every table.
+        value = ALL_TABLES if text.strip() == ALL_TABLES else (
+            yaml.safe_load(text) if text else None)
     except yaml.YAMLError as error:
         # YAML's message quotes the text, which may hold a password.
         if "PASSWORD" in text.upper():

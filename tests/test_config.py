@@ -64,6 +64,18 @@ def test_names_are_read_as_cql_reads_them(tmp_path):
         load_settings(write(tmp_path, {**MINIMAL, "TABLES": ['"Key-Name"']}))
 
 
+def test_every_table_from_the_command_line(tmp_path):
+    """--tables '*' (and --set TABLES=*): the one word that YAML reads as an alias."""
+    settings = load_settings(write(tmp_path, MINIMAL), ["TABLES=*"])
+    assert [(table.source, table.target) for table in settings.tables] == [("*", "*")]
+    from pipelines import migrate as migrate_module
+    from pipelines.migrate import MigrateOptions, PipelineOptions
+
+    options = PipelineOptions(["--config", "x.yaml", "--tables", "*"])
+    assert options.view_as(MigrateOptions).tables == "*"
+    assert "TABLES=*" in migrate_module.command_line_overrides(options)
+
+
 def test_command_line_overrides_win_over_the_file(tmp_path):
     settings = load_settings(write(tmp_path, {**MINIMAL, "MAX_WORKERS": 3}),
                              ["MAX_WORKERS=8", "TARGET.PORT=9142", "FALLBACK_CONSISTENCY=null"])
