@@ -4,6 +4,7 @@
     cassandra-migrate plan     --config PATH [--set KEY=VALUE ...] [--resume [RUN_ID]] [Beam]
     cassandra-migrate validate --config PATH [--set KEY=VALUE ...] [--resume [RUN_ID]] [Beam]
     cassandra-migrate replay   PATH --config PATH [--set KEY=VALUE ...]
+    cassandra-migrate runs     --config PATH [--set KEY=VALUE ...]
     cassandra-migrate --version | --help | <subcommand> --help
 
 Without a subcommand the arguments are a migration's (``cassandra-migrate --config ...``), as
@@ -41,6 +42,7 @@ SUBCOMMANDS = {
                                "writes nothing"),
     "validate": ("pipelines.validate", "compare the target with the source, row by row"),
     "replay": ("pipelines.replay", "write the rows of dead-letter files again"),
+    "runs": ("pipelines.list_runs", "list the runs of the ledger, with what --resume would do"),
 }
 
 # Settings the validator reads (pipelines.validate), for its --help.
@@ -132,9 +134,15 @@ def _replay_parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
+def _runs_parser() -> argparse.ArgumentParser:
+    from pipelines.list_runs import build_parser
+
+    return build_parser()
+
+
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "migrate": _migrate_parser, "plan": _plan_parser, "validate": _validate_parser,
-    "replay": _replay_parser}
+    "replay": _replay_parser, "runs": _runs_parser}
 
 
 def _top_parser() -> argparse.ArgumentParser:

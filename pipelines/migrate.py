@@ -403,7 +403,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings). An
     ``argv`` that starts with a subcommand (``replay PATH ...``) goes to ``pipelines.cli``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in ("migrate", "plan", "validate", "replay"):
+    if argv[:1] and argv[0] in ("migrate", "plan", "validate", "replay", "runs"):
         from pipelines import cli
 
         return cli.run(argv)

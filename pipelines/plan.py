@@ -151,7 +151,7 @@ def _ledger_standing(settings: Settings, clusters, plans: list[TablePlan],
                         "(replication factor up to 3)", "run": None, "items": {}}
     ledger = Ledger(clusters.target, keyspace)
     try:
-        found = ledger.runs(runs.settings_identity(settings))
+        found = runs.recorded_runs(ledger, settings, clusters.source, clusters.target)
     except Exception as error:  # noqa: BLE001 - named to the user
         raise SettingsError(f"{settings.path}: LEDGER_KEYSPACE: the run ledger {keyspace} "
                             f"cannot be read: {type(error).__name__}: {error}") from None
@@ -166,8 +166,8 @@ def _ledger_standing(settings: Settings, clusters, plans: list[TablePlan],
                                 "run of this settings file")
         return {"note": f"{keyspace}: no earlier run of this settings file", "run": None,
                 "items": {}}
-    record = found[0]
     wanted = sorted(runs.table_key(plan) for plan in plans)
+    record = next((record for record in found if sorted(record.tables) == wanted), found[0])
     if resume and sorted(record.tables) != wanted:
         raise SettingsError(f"{settings.path}: --resume {record.run_id}: that run copied "
                             f"{', '.join(record.tables)}, these settings copy "

@@ -2,8 +2,9 @@
 not done yet), and read back where each table stands after the pipeline.
 
 The ledger (``transforms.ledger``) lives in the target cluster, in ``LEDGER_KEYSPACE``. A run is
-known by the settings file it ran from (its absolute path) and its run id; ``--resume`` takes
-the latest run of the same settings file, ``--resume RUN_ID`` a given one.
+known by what it copies (``run_identity``: the source and target clusters and keyspaces) and
+its run id, not by where its settings file lies; ``--resume`` takes the latest run of the same
+job, ``--resume RUN_ID`` a given one.
 
 Resuming reads the work items recorded by the run, not a new split of the ring: a token range
 selects the same rows whatever the ring looks like now, so a ring that changed between the runs
@@ -119,11 +120,58 @@ def _empty(settings: Settings, plan: TablePlan, target_session) -> bool:
     return found is None
 
 
+def run_identity(settings: Settings, source, target, kind: str = "migrate") -> str:
+    """What a run is recorded under: what it copies, not where its settings file lies (a file
+    moved, copied to another machine or reached by another path finds its runs): the kind of
+    run, the source and target clusters by name and their keyspaces. ``source`` and
+    ``target``: the launcher's sessions."""
+    return (f"{kind}: {source.cluster.metadata.cluster_name}/{settings.source.keyspace} -> "
+            f"{target.cluster.metadata.cluster_name}/{settings.target.keyspace}")
+
+
 def settings_identity(settings: Settings, kind: str = "migrate") -> str:
-    """What the runs of one settings file are recorded under: its path, and for a validation
-    the word after it (a validation's --resume finds validations, a migration's migrations)."""
+    """What runs were recorded under before ``run_identity``: the settings file's path, and
+    for a validation the word after it. Still searched, so that those runs can be resumed."""
     path = settings.path if "://" in settings.path else os.path.abspath(settings.path)
     return path if kind == "migrate" else f"{path} {kind}"
+
+
+def recorded_runs(ledger: Ledger, settings: Settings, source, target,
+                  kind: str = "migrate") -> list:
+    """The runs of this job in the ledger, latest first (run ids sort by their start)."""
+    found = {record.run_id: record
+             for identity in (run_identity(settings, source, target, kind),
+                              settings_identity(settings, kind))
+             for record in ledger.runs(identity)}
+    return sorted(found.values(), key=lambda record: record.run_id, reverse=True)
+
+
+def find_run(ledger: Ledger, settings: Settings, source, target, resume: str,
+             kind: str = "migrate", tables: list[str] | None = None):
+    """The run ``--resume`` means (LATEST: the latest of these clusters and keyspaces, of the
+    same ``tables`` where one is; or a run id); SettingsError naming what is wrong."""
+    runs = recorded_runs(ledger, settings, source, target, kind)
+    if resume == LATEST:
+        same_tables = [record for record in runs
+                       if tables is not None and sorted(record.tables) == sorted(tables)]
+        if same_tables:
+            return same_tables[0]
+        if not runs:
+            raise SettingsError(
+                f"{settings.path}: --resume: the ledger {settings.ledger_keyspace} holds no "
+                f"{kind} run of {run_identity(settings, source, target, kind).split(': ', 1)[1]}"
+                f" (cassandra-migrate runs --config ... lists its runs)")
+        return runs[0]
+    for record in runs:
+        if record.run_id == resume:
+            return record
+    other = ledger.run(resume)
+    if other is None:
+        known = ", ".join(record.run_id for record in runs[:5]) or "none"
+        raise SettingsError(f"{settings.path}: --resume {resume}: no such run in the ledger "
+                            f"{settings.ledger_keyspace} (latest of this job: {known})")
+    raise SettingsError(f"{settings.path}: --resume {resume}: that run is not one of these "
+                        f"settings: it was recorded as {other.identity!r}")
 
 
 @dataclass
@@ -168,7 +216,8 @@ def start(settings: Settings, plans: list[TablePlan], resume: str | None, splits
     ledger = Ledger(session, settings.ledger_keyspace)
     try:
         if resume:
-            return _resume(settings, plans, ledger, resume, kind, clusters.target)
+            return _resume(settings, plans, ledger, resume, kind, clusters.source,
+                           clusters.target)
         return _new(settings, plans, ledger, splits_for, started, clusters.source,
                     clusters.target, kind, choose)
     except SettingsError:
@@ -190,7 +239,7 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, ta
     for plan in plans:
         ledger.add_pending(run.run_id, table_key(plan), [_row_of(item) for item in
                                                          run.work_items[table_key(plan)]])
-    ledger.start_run(settings_identity(settings, kind), run.run_id,
+    ledger.start_run(run_identity(settings, source, target, kind), run.run_id,
                      [table_key(p) for p in plans],
                      {table_key(p): fingerprint(settings, p, target) for p in plans})
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
@@ -217,22 +266,9 @@ def _row_of(item: ReadWorkItem) -> tuple:
     return (item.item_id, token_range.start, token_range.end, list(token_range.replicas), None)
 
 
-def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, target) -> Run:
-    identity = settings_identity(settings, kind)
-    runs = ledger.runs(identity)
-    if resume == LATEST:
-        if not runs:
-            raise SettingsError(f"{settings.path}: --resume: the ledger "
-                                f"{settings.ledger_keyspace} holds no run of this settings file")
-        record = runs[0]
-    else:
-        matching = [run for run in runs if run.run_id == resume]
-        if not matching:
-            known = ", ".join(run.run_id for run in runs[:5]) or "none"
-            raise SettingsError(f"{settings.path}: --resume {resume}: no such run of this "
-                                f"settings file in the ledger (latest: {known})")
-        record = matching[0]
+def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, source, target) -> Run:
     wanted = [table_key(plan) for plan in plans]
+    record = find_run(ledger, settings, source, target, resume, kind, wanted)
     if sorted(record.tables) != sorted(wanted):
         raise SettingsError(
             f"{settings.path}: --resume {record.run_id}: that run copied "

@@ -4,6 +4,10 @@ is refused (exit 2, naming the table and the way out), against the real clusters
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pipelines import preflight, runs
@@ -11,6 +15,7 @@ from pipelines.config import load_settings
 from tests.helpers import rows_of, run_migration, write_settings
 
 ROWS = 2_000
+PROJECT = Path(__file__).resolve().parents[1]
 TABLE = "CREATE TABLE {ks}.events (id int, seq int, body text, PRIMARY KEY (id, seq))"
 
 
@@ -90,3 +95,30 @@ def test_the_fingerprint_names_the_table_id_and_the_settings(
         other = load_settings(str(settings_path), ["PRESERVE_WRITETIME=false"])
         changed = runs.fingerprint(other, plan, clusters.target)
         assert changed.split("; ")[0] == first.split("; ")[0] and changed != first
+
+
+def test_a_settings_file_moved_elsewhere_resumes_its_run_and_runs_lists_it(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, ledger_cleanup):
+    """A run is found by what it copies, not by where its settings file lies."""
+    first = tmp_path / "first"
+    first.mkdir()
+    settings = _copied(first, cassandra_hosts, keyspace, source_session, target_session)
+    (run_id,) = [row.run_id for row in target_session.execute(
+        f"SELECT run_id FROM {keyspace}_ledger.runs")]
+    elsewhere = tmp_path / "elsewhere" / "copy.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(settings.read_text())
+
+    for resume in (["--resume"], ["--resume", run_id]):
+        code, summary = run_migration(elsewhere, *resume)
+        assert code == 0, summary
+        assert summary["run_id"] == run_id and summary["tables"][0]["rows_read"] == 0
+
+    listed = subprocess.run([sys.executable, "-m", "pipelines.cli", "runs", "--config",
+                             str(elsewhere)], cwd=PROJECT, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [line for line in listed.stdout.splitlines() if line.startswith(run_id)]
+    assert f"migrate: {source_session.cluster.metadata.cluster_name}/{keyspace}" in line
+    assert f"{keyspace}.events->{keyspace}.events" in line and line.rstrip().endswith("done")
+    assert "1 run in the ledger" in listed.stdout

@@ -238,7 +238,8 @@ def test_a_killed_validation_resumes_where_it_stopped(
                           FETCH_BATCH_SIZE=10, FETCH_PAGE_BYTES=None, MAX_WORKERS=1)
     process = subprocess.Popen([sys.executable, "-m", "pipelines.validate", "--config",
                                 str(slow)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    identity = f"{slow.resolve()} validate"
+    identity = (f"validate: {source_session.cluster.metadata.cluster_name}/{keyspace} -> "
+                f"{target_session.cluster.metadata.cluster_name}/{keyspace}")
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and process.poll() is None and done < 20:

@@ -110,6 +110,12 @@ class RunRecord:
     # What each table's done items depend on (``pipelines.runs.fingerprint``); empty for a run
     # recorded by an earlier version.
     fingerprints: dict = field(default_factory=dict)
+    identity: str = ""  # what the run is recorded under (``pipelines.runs.run_identity``)
+
+
+def _run_record(row) -> RunRecord:
+    return RunRecord(row["run_id"], row["started_at"], tuple(row["tables"] or ()),
+                     dict(row["fingerprints"] or {}), row["settings"])
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,12 @@ class Ledger:
                    "fingerprints) VALUES (?, ?, ?, ?, ?)",
             "runs": f"SELECT run_id, started_at, tables, fingerprints FROM {ks}.runs "
                     "WHERE settings = ?",
+            # The runs table is small (a row per run): scanned to find a run by its id alone,
+            # and to list them all.
+            "run_by_id": f"SELECT settings, run_id, started_at, tables, fingerprints "
+                         f"FROM {ks}.runs WHERE run_id = ? ALLOW FILTERING",
+            "all_runs": f"SELECT settings, run_id, started_at, tables, fingerprints "
+                        f"FROM {ks}.runs",
             "pending": f"INSERT INTO {ks}.work_items (run_id, table_name, item_id, token_start, "
                        "token_end, replicas, partition_index, status, rows_read, rows_written, "
                        "rows_failed) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, 0)",
@@ -207,10 +219,20 @@ class Ledger:
             fingerprints or {}))
 
     def runs(self, settings: str) -> list[RunRecord]:
-        """The runs of a settings file, latest first."""
+        """The runs recorded under one identity, latest first."""
         return [RunRecord(row["run_id"], row["started_at"], tuple(row["tables"] or ()),
-                          dict(row["fingerprints"] or {}))
+                          dict(row["fingerprints"] or {}), settings)
                 for row in self._session.execute(self._statement("runs"), (settings,))]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """A run found by its id alone, whatever it was recorded under."""
+        row = self._session.execute(self._statement("run_by_id"), (run_id,)).one()
+        return None if row is None else _run_record(row)
+
+    def all_runs(self) -> list[RunRecord]:
+        """Every run of the ledger, latest first."""
+        records = [_run_record(row) for row in self._session.execute(self._statement("all_runs"))]
+        return sorted(records, key=lambda record: record.run_id, reverse=True)
 
     # ------------------------------------------------------------------ work items
 
