@@ -62,15 +62,22 @@ def unknown_arguments(argv: list[str]) -> list[str]:
 
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
+    class _Parser(_BeamArgumentParser):
+        def error(self, message):  # one line, not argparse's usage of every option
+            raise ValueError(message)
+
     # The parser Beam itself builds (PipelineOptions.get_all_options): every options class.
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = _Parser(allow_abbrev=False)
     classes = {}
     for cls in PipelineOptions.__subclasses__():
         classes.setdefault(str(cls), cls)
     for cls in classes.values():
         cls._add_argparse_args(parser)  # noqa: SLF001 - as Beam does
     arguments = argv[:argv.index("--")] if "--" in argv else list(argv)
-    _, unknown = parser.parse_known_args(arguments)
+    try:
+        _, unknown = parser.parse_known_args(arguments)
+    except ValueError as error:
+        return [str(error)]
     known = sorted(name for name in parser._option_string_actions if name.startswith("--"))
     problems, after_option = [], False
     for argument in unknown:

@@ -114,7 +114,10 @@ def test_a_missing_subcommand_module_is_a_clear_error(monkeypatch, capsys):
                                         "Beam; did you mean --max_workers?"),
     (["--target_password", "hunter2"], "--target_password is not an option"),
     (["validate", "--target_password=hunter2"], "--target_password is not an option"),
-    (["plan", "--auto_correct", "--target_password", "hunter2"], "--target_password is not"),
+    (["plan", "--auto_correct", "true", "--target_password", "hunter2"],
+     "--target_password is not"),
+    (["plan", "--auto_correct"], "the command line: argument --auto_correct: expected one "
+                                 "argument"),
 ])
 def test_what_the_command_line_does_not_understand_stops_it_before_anything_is_written(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session, argv, message):
