@@ -40,7 +40,7 @@ from transforms.connection import CassandraConnection, shared_sessions, table_me
 from transforms.cql import quote, select_statement
 from transforms.ledger import ControlOptions, item_id_of_partition, item_id_of_range
 from transforms.requests import outcome_of, send
-from transforms.values import register_user_types
+from transforms.values import forget_dropped_user_types, register_user_types
 
 __all__ = ["PartitionKey", "ReadFromCassandra", "ReadWorkItem", "WorkItemEnd", "work_items_of"]
 
@@ -303,6 +303,7 @@ class TableQueries:
         handler = (SerializedProtocolHandler if serialized
                    else _ProtocolHandler if per_element else None)
         if handler is not None:
+            forget_dropped_user_types(session.cluster)
             self._own_session = self.session = session.cluster.connect()
             self.session.client_protocol_handler = handler
         extra = f" AND {where}" if where else ""

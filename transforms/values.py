@@ -114,6 +114,23 @@ def register_user_types(cluster, keyspace: str) -> None:
         cluster.register_user_type(keyspace, name, udt_class(name, tuple(user_type.field_names)))
 
 
+def forget_dropped_user_types(cluster) -> None:
+    """Drop the registrations of user types whose keyspace or type is gone. The driver hands
+    every registration to each new session of the cluster and fails ``connect()`` for one it
+    cannot find: a process that lives on (a Flink or Dataflow worker, a test run) and shares
+    its Cluster across jobs could not open a session after a keyspace of an earlier job was
+    dropped."""
+    registered = cluster._user_types  # noqa: SLF001 - the driver offers no way to unregister
+    keyspaces = cluster.metadata.keyspaces
+    for keyspace in list(registered):
+        found = keyspaces.get(keyspace)
+        for name in list(registered[keyspace]):
+            if found is None or name not in found.user_types:
+                del registered[keyspace][name]
+        if not registered[keyspace]:
+            del registered[keyspace]
+
+
 class LiteralEncoder(Encoder):
     """The driver's CQL literal encoder, plus user types ({field: value}) and durations."""
 
