@@ -46,10 +46,11 @@ _LOG = logging.getLogger("migrator")
 
 COUNTS = (*KINDS, OUT_OF_WINDOW, "corrected", "deleted", "delete_failed", "correction_failed",
           "rows_read_source", "rows_read_target", "ranges_failed", "pages_downgraded",
-          "delete_skipped")
+          "delete_skipped", "correction_skipped")
 _METRICS = (*KINDS, OUT_OF_WINDOW, "deleted", "delete_failed", "delete_skipped",
             "rows_read_source", "rows_read_target", "ranges_failed", "rows_written",
-            "rows_unchanged", "rows_failed", "extra_unchecked", "pages_downgraded")
+            "rows_unchanged", "rows_failed", "extra_unchecked", "pages_downgraded",
+            "correction_skipped")
 COLUMNS = (("source", "source"), ("target", "target"), ("status", "status"),
            ("valid", "valid"), ("missing", "missing"), ("extra", "extra"),
            ("mismatched", "mismatched"), ("newer_on_target", "newer on target"),

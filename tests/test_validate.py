@@ -362,3 +362,33 @@ def test_extra_rows_are_never_deleted_on_a_source_read_at_the_fallback_level(
     assert len(rows_of(target_session, keyspace, "events", ("account_id",))) == 1_020
     assert all(record.get("delete_skipped") for record in differences(summary)
                if record["kind"] == "extra")
+
+
+def test_without_kept_writetimes_auto_correct_never_overwrites_a_later_target_write(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session):
+    """Copied without source writetimes, every target cell is newer than its source: a write
+    made on the target after the copy looks the same. AUTO_CORRECT then writes missing rows
+    only, and leaves the differing ones (reported) instead of overwriting them."""
+    settings = _copied(tmp_path, cassandra_hosts, keyspace, source_session, 500, "narrow",
+                       PRESERVE_WRITETIME=False)
+    keys = sorted(rows_of(target_session, keyspace, "events", ("account_id", "seq")))
+    changed, deleted = keys[:20], keys[20:30]
+    for account, seq in changed:  # the application writes to the target after the copy
+        target_session.execute(f"UPDATE {keyspace}.events SET note = 'written later' "
+                               "WHERE account_id = %s AND seq = %s", (account, seq))
+    for account, seq in deleted:
+        target_session.execute(f"DELETE FROM {keyspace}.events WHERE account_id = %s "
+                               "AND seq = %s", (account, seq))
+
+    code, summary = run_validation(settings, "--set", "AUTO_CORRECT=true")
+
+    table = _table(summary)
+    assert code == 1 and table["status"] == "differences", table
+    assert (table["mismatched"], table["missing"]) == (20, 10)
+    assert (table["correction_skipped"], table["corrected"]) == (20, 10)
+    notes = {row[:2]: row[2] for row in rows_of(target_session, keyspace, "events",
+                                               ("account_id", "seq", "note"))}
+    assert all(notes[key] == "written later" for key in changed)  # not overwritten
+    assert all(key in notes for key in deleted)  # written again, after the tombstones
+    assert all(record.get("correction_skipped") for record in differences(summary)
+               if record["kind"] == "mismatched")

@@ -138,7 +138,7 @@ class _ValidateWorkItemFn(beam.DoFn):
             VALID, MISSING, EXTRA, MISMATCHED, NEWER_ON_TARGET, CHANGED_DURING_VALIDATION,
             OUT_OF_WINDOW, "deleted", "delete_failed", "delete_skipped", "extra_unchecked",
             "rows_read_source", "rows_read_target", "ranges_failed", "read_retries",
-            "corrections_sent", "pages_downgraded")}
+            "corrections_sent", "pages_downgraded", "correction_skipped")}
         self._differences = dead_letters.durable_file(options.differences_prefix, "differences")
         self._activity = Metrics.distribution(namespace, "activity_epoch_ms")
 
@@ -294,6 +294,15 @@ class _ValidateWorkItemFn(beam.DoFn):
             else:
                 self._delete_row(t, deletions)
         if options.auto_correct and kind in (MISSING, MISMATCHED):
+            if kind == MISMATCHED and options.cells.writetime and not options.kept.writetime:
+                # Rewritten now, the source's cells would win over any write made on the
+                # target after the copy, and without kept writetimes such a write cannot be
+                # told from the copy's own: a missing row is written, a differing one left.
+                counts["correction_skipped"] += 1
+                record["correction_skipped"] = ("without PRESERVE_WRITETIME a write made on the "
+                                                "target after the copy cannot be told from the "
+                                                "copy: not overwritten")
+                return None
             return self._correction(s)
         return None
 
