@@ -72,18 +72,72 @@ def _paragraphs(*texts: str) -> str:
     return "\n\n".join(textwrap.fill(text, 100) for text in texts if text)
 
 
+# The settings of a run's --help, by what they are for; the validation's only in its help.
+HELP_GROUPS = (
+    ("connection", "where the clusters are and how to log in"),
+    ("what to copy", "tables, and what each cell keeps"),
+    ("speed", "how much runs at once, and how fast"),
+    ("safety", "consistency, retries, outages, the error budget, the ledger for --resume"),
+    ("outputs", "logs, the summary, dead letters"),
+    ("validation", "what validate compares and repairs"),
+)
+_GROUP_OF_KEY = {
+    **dict.fromkeys(("TABLES", "PRESERVE_WRITETIME", "PRESERVE_TTL", "CREATE_TARGET_TABLES"),
+                    "what to copy"),
+    **dict.fromkeys(("MAX_WORKERS", "BATCH_INSERT_SIZE", "FETCH_BATCH_SIZE", "FETCH_PAGE_BYTES",
+                     "SPLITS", "BATCH_MODE", "MAX_REQUESTS_IN_FLIGHT", "MAX_BATCH_BYTES",
+                     "MAX_ROWS_PER_SECOND"), "speed"),
+    **dict.fromkeys(("READ_CONSISTENCY", "WRITE_CONSISTENCY", "FALLBACK_CONSISTENCY",
+                     "RETRY_ATTEMPTS", "RETRY_BACKOFF_SECONDS", "RETRY_MAX_BACKOFF_SECONDS",
+                     "OUTAGE_WAIT_SECONDS", "MAX_FAILED_ROWS", "LEDGER_KEYSPACE"), "safety"),
+    **dict.fromkeys(("LOG_FILE", "LOG_LEVEL", "SUMMARY_FILE", "FAILED_ROWS_DIR"), "outputs"),
+    **dict.fromkeys(VALIDATE_SETTINGS, "validation"),
+}
+EXAMPLES = {
+    "migrate": ("cassandra-migrate migrate --config settings.yaml",
+                "cassandra-migrate migrate --config settings.yaml --max_workers 8 "
+                "--max_rows_per_second 20000",
+                "cassandra-migrate migrate --config settings.yaml --resume   # after a stop"),
+    "plan": ("cassandra-migrate plan --config settings.yaml",
+             "cassandra-migrate plan --config settings.yaml --tables '[orders]' --resume"),
+    "validate": ("cassandra-migrate validate --config settings.yaml",
+                 "cassandra-migrate validate --config settings.yaml --sample_percent 5",
+                 "cassandra-migrate validate --config settings.yaml --auto_correct true "
+                 "--delete_extra_rows true"),
+}
+
+
+def help_group(key: str) -> str:
+    """The --help group of a settings key (``TARGET.HOSTS`` is a connection setting)."""
+    if key.startswith(("SOURCE.", "TARGET.")):
+        return "connection"
+    return _GROUP_OF_KEY.get(key, "safety")
+
+
 def _run_options_parser(command: str, description: tuple[str, ...], epilog: str = ""
                         ) -> argparse.ArgumentParser:
-    """The options of a run (migrate, plan): MigrateOptions', so help and parsing agree."""
-    from pipelines.migrate import MigrateOptions
+    """The options of a run (migrate, plan, validate) as MigrateOptions parses them, grouped
+    by what they are for, with the settings the subcommand uses, and examples."""
+    from pipelines.config import command_line_settings, setting_default
+    from pipelines.options import add_run_arguments, yaml_text
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} {command}", description=_paragraphs(*description),
+        usage=f"{PROG} {command} --config PATH [--set KEY=VALUE ...] [--resume [RUN_ID]] "
+              "[--<setting> VALUE ...] [Beam options]",
         formatter_class=_formatter,
-        epilog=_paragraphs(epilog, f"Settings: {SETTINGS_REFERENCE}. Each option --<key> sets "
-                                   "that key (TARGET.HOSTS: --target_hosts), like --set "
-                                   "KEY=VALUE.", BEAM_OPTIONS))
-    MigrateOptions._add_argparse_args(parser)
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[command]) + "\n\n"
+               + _paragraphs(epilog, f"Settings: {SETTINGS_REFERENCE}. Each option --<key> "
+                                     "sets that key (TARGET.HOSTS: --target_hosts), like --set "
+                                     "KEY=VALUE.", BEAM_OPTIONS))
+    add_run_arguments(parser)
+    groups = {name: parser.add_argument_group(f"{name} settings", text)
+              for name, text in HELP_GROUPS if name != "validation" or command == "validate"}
+    for option, key, text in command_line_settings():
+        group = groups.get(help_group(key))
+        if group is not None:
+            group.add_argument(f"--{option}", metavar=key.rsplit(".", 1)[-1], default=None,
+                               help=f"{text} (default: {yaml_text(setting_default(key))})")
     return parser
 
 

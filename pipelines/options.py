@@ -33,7 +33,8 @@ def add_run_arguments(parser) -> None:
     add_argument_once(parser, "--resume", nargs="?", const=LATEST, default=None,
                       metavar="RUN_ID",
                       help="finish an earlier run: its work items not done yet (the latest "
-                           "run of this settings file, or RUN_ID; default: a new run)")
+                           "run of the same clusters, keyspaces and tables, or RUN_ID; "
+                           "default: a new run)")
 
 
 def yaml_text(value) -> str:

@@ -54,10 +54,16 @@ def test_help_of_a_run_names_every_option_with_its_default(subcommand):
     completed = command(subcommand, "--help")
     assert completed.returncode == 0
     text = completed.stdout
-    options = run_options()
+    validation = {f"--{key.lower()}" for key in cli.VALIDATE_SETTINGS}
+    options = [option for option in run_options() if option not in validation]
     assert len(options) > 50  # --config, --set, --resume and one per setting
     for option in options:
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), option
+    # Only what the subcommand uses, grouped, with examples.
+    assert not any(option in text for option in validation)
+    for name, _ in cli.HELP_GROUPS:
+        assert (f"{name} settings:" in text) == (name != "validation"), name
+    assert f"examples:\n  cassandra-migrate {subcommand} --config settings.yaml" in text
     flat = " ".join(text.split())
     assert re.search(r"--max_workers MAX_WORKERS Overrides MAX_WORKERS [^)]*default: 5\)", flat)
     assert "default: migrator_ledger)" in flat
@@ -67,7 +73,9 @@ def test_help_of_a_run_names_every_option_with_its_default(subcommand):
 def test_help_of_validate_names_its_options_and_settings():
     completed = command("validate", "--help")
     assert completed.returncode == 0
-    for name in ("--config", "--set", "--resume", *cli.VALIDATE_SETTINGS, "README.md"):
+    for name in ("--config", "--set", "--resume", *cli.VALIDATE_SETTINGS, "README.md",
+                 *(f"--{key.lower()}" for key in cli.VALIDATE_SETTINGS),
+                 "validation settings:", "examples:"):
         assert name in completed.stdout, name
 
 
