@@ -172,7 +172,8 @@ def _validate_parser() -> argparse.ArgumentParser:
          "missing, extra, mismatched, newer on the target or changed during the validation. "
          "Differences go to DIFFERENCES_DIR as JSON Lines; AUTO_CORRECT writes missing and "
          "mismatched rows again, DELETE_EXTRA_ROWS deletes extra rows.",
-         "Exit codes: 0 every row compared is valid; 1 anything else: rows missing or "
+         "Exit codes: 0 every source row is on the target with the same cells (rows only "
+         "on the target are reported, not failed); 1 anything else: rows missing or "
          "mismatched (also when all were corrected: only another validation proves it), an "
          "extra row not deleted, rows that changed while it ran or pages read at the fallback "
          "consistency (unsettled), a token range that could not be read; 2 the command line, "

@@ -128,14 +128,19 @@ def check_dead_letter_dir_for_runner(settings: Settings, options: PipelineOption
         "(a bucket the workers' service account can write)")
 
 
-def check_outputs(settings: Settings, folder_key: str) -> None:
+def check_outputs(settings: Settings, folder_key: str, workers_here: bool = True) -> None:
     """SettingsError naming the setting when a file or folder the run will write cannot be
     made: a folder that does not exist and cannot be created, or one this user may not write
-    to. Checked, not made, so that a plan creates nothing. Remote paths (gs://) are Beam's
-    file systems' to check when written."""
+    to. Checked, not made, so that a plan creates nothing. The dead-letter or differences
+    folder only when this process runs the workers (``workers_here``): on a cluster the
+    workers write it on their machines. Remote paths (gs://) are Beam's file systems' to check
+    when written."""
     summary_key = "VALIDATION_SUMMARY_FILE" if folder_key == "DIFFERENCES_DIR" else "SUMMARY_FILE"
+    outputs = [("LOG_FILE", False), (summary_key, False)]
+    if workers_here:
+        outputs.append((folder_key, True))
     problems = []
-    for key, is_folder in (("LOG_FILE", False), (summary_key, False), (folder_key, True)):
+    for key, is_folder in outputs:
         path = getattr(settings, key.lower())
         if not path or "://" in path:
             continue
@@ -387,7 +392,11 @@ def load_run(argv: list[str], folder_key: str = "FAILED_ROWS_DIR"
     problems = unknown_arguments(argv)
     if problems:
         raise SettingsError("the command line: " + "; ".join(problems)
-                            + " (cassandra-migrate <subcommand> --help lists the options)")
+                            + " (cassandra-migrate <subcommand> --help lists the options; "
+                            "options for the runner's own side, such as Flink's or "
+                            "Dataflow's Java options, go after --)")
+    if "--" in argv:  # what follows "--" goes to Beam unchecked (its runner may know it)
+        argv = [argument for argument in argv if argument != "--"]
     options = PipelineOptions(argv)
     run_options = options.view_as(MigrateOptions)
     if not run_options.config:
@@ -395,7 +404,7 @@ def load_run(argv: list[str], folder_key: str = "FAILED_ROWS_DIR"
     settings = load_settings(run_options.config, command_line_overrides(options))
     check_secrets_for_runner(settings, options)
     check_dead_letter_dir_for_runner(settings, options, folder_key)
-    check_outputs(settings, folder_key)
+    check_outputs(settings, folder_key, _workers_in_this_process(options))
     return options, run_options, settings
 
 

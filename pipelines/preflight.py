@@ -709,11 +709,12 @@ _CQL_TOKEN = re.compile(r"'(?:[^']|'')*'|\$\$.*?\$\$|\"((?:[^\"]|\"\")*)\"|([A-Z
 def _columns_named(condition: str, columns: list[str]) -> list[str]:
     """The ``columns`` that a CQL condition names (outside string literals; an unquoted name
     as CQL folds it, to lower case)."""
-    named = set()
+    named, previous = set(), ""
     for match in _CQL_TOKEN.finditer(condition):
         quoted, word = match.group(1), match.group(2)
         if quoted is not None:
             named.add(quoted.replace('""', '"'))
-        elif word is not None:
-            named.add(word.lower())
+        elif word is not None and not (word.lower() == "key" and previous == "contains"):
+            named.add(word.lower())  # (CONTAINS KEY is an operator, not the column "key")
+        previous = word.lower() if word is not None else ""
     return [name for name in columns if name in named]

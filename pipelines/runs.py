@@ -55,21 +55,31 @@ def table_key(plan: TablePlan) -> str:
     return f"{plan.source_label}->{plan.target_label}"
 
 
-def fingerprint(settings: Settings, plan: TablePlan, target_session) -> str:
-    """What a table's done work items depend on: "table <target table id>; settings <digest of
-    the settings that decide what is written>"."""
-    keyspace, table = settings.target.keyspace, plan.mapping.target
-    found = target_session.execute(
-        "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
-        (keyspace, table)).one()
-    table_id = (found["id"] if isinstance(found, dict) else found[0]) if found else None
+def fingerprint(settings: Settings, plan: TablePlan, source_session, target_session) -> str:
+    """What a table's done work items depend on: "table <target table id>; source <source
+    table id>; settings <digest of the settings that decide what is written>". Table ids are
+    a table's own (one dropped and created again gets a new one), so two source clusters of
+    one name and keyspace, or a recreated target, never pass for the run's."""
     written = repr((plan.mapping, plan.columns, settings.preserve_writetime,
                     settings.preserve_ttl))
-    return f"table {table_id}; settings {hashlib.sha256(written.encode()).hexdigest()[:16]}"
+    return (f"table {_table_id(target_session, settings.target.keyspace, plan.mapping.target)}; "
+            f"source {_table_id(source_session, settings.source.keyspace, plan.mapping.source)}; "
+            f"settings {hashlib.sha256(written.encode()).hexdigest()[:16]}")
+
+
+def _table_id(session, keyspace: str, table: str):
+    found = session.execute(
+        "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table)).one()
+    return (found["id"] if isinstance(found, dict) else found[0]) if found else None
+
+
+def _parts(text: str) -> dict:
+    return dict(part.split(" ", 1) for part in text.split("; "))
 
 
 def _check_fingerprints(settings: Settings, plans, record, items_by_table: dict,
-                        target_session) -> None:
+                        source_session, target_session) -> None:
     """SettingsError when a table of the run to resume is not what its done items wrote."""
     for plan in plans:
         key = table_key(plan)
@@ -80,18 +90,24 @@ def _check_fingerprints(settings: Settings, plans, record, items_by_table: dict,
                          "earlier version): its target table and settings are not checked",
                          record.run_id, key)
             continue
-        current = fingerprint(settings, plan, target_session)
-        old_table, old_settings = recorded.split("; ")
-        new_table, new_settings = current.split("; ")
+        then = _parts(recorded)
+        now = _parts(fingerprint(settings, plan, source_session, target_session))
         way_out = ("start a new run (without --resume): it copies every row again, and a "
                    "copy that keeps writetimes writes nothing twice")
-        if old_table != new_table:
+        if then.get("table") != now["table"]:
             raise SettingsError(
                 f"{settings.path}: --resume {record.run_id}: the target table "
-                f"{plan.target_label} is not the one that run wrote to ({old_table}, now "
-                f"{new_table}: dropped and created again since); the rows of its {len(done)} "
-                f"done work items are not in it; {way_out}")
-        if old_settings != new_settings:
+                f"{plan.target_label} is not the one that run wrote to (table {then.get('table')}"
+                f", now {now['table']}: dropped and created again since); the rows of its "
+                f"{len(done)} done work items are not in it; {way_out}")
+        if then.get("source", now["source"]) != now["source"]:
+            raise SettingsError(
+                f"{settings.path}: --resume {record.run_id}: that run read another table than "
+                f"{plan.source_label} (table {then['source']}, this one {now['source']}: "
+                "another cluster of the same name and keyspace, or a table created again); "
+                f"name the run to finish with --resume RUN_ID (cassandra-migrate runs lists "
+                f"them), or {way_out}")
+        if then.get("settings") != now["settings"]:
             raise SettingsError(
                 f"{settings.path}: --resume {record.run_id}: the settings that decide what is "
                 f"written to {plan.target_label} (its COLUMNS, CONSTANTS, WHERE, PARTITIONS, "
@@ -241,7 +257,7 @@ def _new(settings, plans, ledger: Ledger, splits_for, started: float, source, ta
                                                          run.work_items[table_key(plan)]])
     ledger.start_run(run_identity(settings, source, target, kind), run.run_id,
                      [table_key(p) for p in plans],
-                     {table_key(p): fingerprint(settings, p, target) for p in plans})
+                     {table_key(p): fingerprint(settings, p, source, target) for p in plans})
     _LOG.info("run %s: %d work items recorded in the ledger %s", run.run_id,
               sum(run.items_total.values()), settings.ledger_keyspace)
     return run
@@ -277,7 +293,7 @@ def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, source, tar
     by_table: dict[str, list[WorkItemRecord]] = {}
     for item in ledger.items(record.run_id):
         by_table.setdefault(item.table, []).append(item)
-    _check_fingerprints(settings, plans, record, by_table, target)
+    _check_fingerprints(settings, plans, record, by_table, source, target)
     stops = ledger.stops(record.run_id)
     for table, reason in stops.items():
         _LOG.info("resuming run %s: %s had stopped (%s); taken as fixed", record.run_id, table,

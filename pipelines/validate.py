@@ -13,7 +13,8 @@ extra rows. With a ledger (LEDGER_KEYSPACE) a validation is a run like a migrati
 ``--resume`` finishes one that was killed. SAMPLE_PERCENT validates a random share of the token
 ranges.
 
-Exit codes: 0 every row compared is valid; 1 anything else (rows missing or mismatched, even
+Exit codes: 0 every source row is on the target with the same cells (rows only on the target
+are reported as extra, not failed); 1 anything else (rows missing or mismatched, even
 if corrected; an extra row not deleted; rows unsettled: changed while it ran, or read at the
 fallback consistency; a range that could not be read); 2 the command line or the settings are
 wrong (nothing was read).

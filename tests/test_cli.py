@@ -170,3 +170,17 @@ def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(
     assert f"{key}: {bad}: " in completed.stderr
     assert "Traceback" not in completed.stderr
     assert list(target_session.execute(f"SELECT k FROM {keyspace}.t")) == []
+
+
+def test_options_after_a_double_dash_reach_beam_unchecked(tmp_path):
+    """A runner's own options (Flink's checkpointing, a Dataflow Java option) are unknown to
+    Beam's Python SDK: after "--" they pass, for Beam to hand on."""
+    from pipelines.migrate import load_run
+
+    settings = write_settings(tmp_path, "127.0.0.1", "127.0.0.2", "ks", ["t"])
+    with pytest.raises(Exception, match="--checkpointingInterval is not an option"):
+        load_run(["--config", str(settings), "--checkpointingInterval=60000"])
+    options, _, _ = load_run(["--config", str(settings), "--runner=direct", "--",
+                              "--checkpointingInterval=60000"])
+    passed = options.get_all_options(retain_unknown_options=True)
+    assert passed["checkpointingInterval"] == "60000" and passed["runner"] == "direct"

@@ -54,7 +54,9 @@ def test_a_targets_default_ttl_expires_nothing_the_source_keeps(
     for k, (source_v, source_n) in source.items():
         target_v, target_n = target[k]
         for source_ttl, target_ttl in ((source_v, target_v), (source_n, target_n)):
-            if source_ttl is None or not preserve_ttl:
+            if not preserve_ttl:  # TTLs not carried: the target's default applies, as chosen
+                assert 3600 - 120 <= target_ttl <= 3600, (k, source[k], target[k])
+            elif source_ttl is None:
                 assert target_ttl is None, (k, source[k], target[k])  # lives as on the source
             else:
                 # The remaining TTL at the copy: within seconds of the source's (both tick).
@@ -78,10 +80,14 @@ def test_a_dead_letters_cql_writes_ttl_0_where_the_target_has_a_default():
     assert _inserts(3600, kept).groups(row) == [({"k": 1, "v": "one"}, 5, 0)]
     assert _inserts(0, kept).groups(row) == [({"k": 1, "v": "one"}, 5, None)]
     values = {"k": 1, "v": "one", "n": None}
-    assert _inserts(3600, VALUES_ONLY).groups(values) == [({"k": 1, "v": "one"}, None, 0)]
+    ttl_only = CellOptions(ttl=True)
+    values = {"k": 1, "v": "one", "n": None, "ttl(v)": None, "ttl(n)": None}
+    assert _inserts(3600, ttl_only).groups(values) == [({"k": 1, "v": "one"}, None, 0)]
     assert _inserts(0, VALUES_ONLY).groups(values) is None
+    # Without kept TTLs, the target's default applies: no TTL clause.
+    assert _inserts(3600, VALUES_ONLY).groups({"k": 1, "v": "one"}) is None
     record = failed_row_record("ks", "t", {}, values, SimpleNamespace(
-        error=ValueError("refused"), attempts=1), _inserts(3600, VALUES_ONLY).groups(values))
+        error=ValueError("refused"), attempts=1), _inserts(3600, ttl_only).groups(values))
     assert record["cql"] == "INSERT INTO ks.t (k, v) VALUES (1, 'one') USING TTL 0;"
 
 

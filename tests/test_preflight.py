@@ -91,3 +91,10 @@ def test_the_partition_key_columns_a_where_names_are_found_outside_literals():
     assert _columns_named("note = 'region = 1' AND $$region$$ = note", ["region"]) == []
     assert _columns_named('"Region" = 1 AND x > 2', ["Region", "x", "y"]) == ["Region", "x"]
     assert _columns_named("regions = 1", ["region"]) == []
+
+
+def test_contains_key_is_an_operator_not_the_column_key():
+    from pipelines.preflight import _columns_named
+
+    assert _columns_named("attrs CONTAINS KEY 'c'", ["key"]) == []
+    assert _columns_named("key = 'c'", ["key"]) == ["key"]

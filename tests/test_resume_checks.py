@@ -48,7 +48,8 @@ def test_a_resume_onto_an_unchanged_table_is_trusted(
     assert len(rows_of(target_session, keyspace, "events", ("id", "seq"))) == ROWS
 
 
-@pytest.mark.parametrize("change", ["recreated", "truncated", "preserve_ttl", "where"])
+@pytest.mark.parametrize("change", ["recreated", "truncated", "preserve_ttl", "where",
+                                    "source_recreated"])
 def test_a_resume_onto_a_changed_table_or_settings_is_refused(
         tmp_path, keyspace, cassandra_hosts, source_session, target_session, ledger_cleanup,
         caplog, change):
@@ -61,6 +62,9 @@ def test_a_resume_onto_a_changed_table_or_settings_is_refused(
         target_session.execute(f"TRUNCATE {keyspace}.events")
     elif change == "preserve_ttl":
         extra = ["--set", "PRESERVE_TTL=false"]
+    elif change == "source_recreated":  # as another source cluster of the same name would be
+        source_session.execute(f"DROP TABLE {keyspace}.events")
+        source_session.execute(TABLE.format(ks=keyspace))
     else:
         extra = ["--set", "TABLES=[{SOURCE: events, WHERE: 'seq > 10'}]"]
 
@@ -72,9 +76,11 @@ def test_a_resume_onto_a_changed_table_or_settings_is_refused(
         "truncated": f"is empty, but that run's done work items wrote {ROWS:,} rows",
         "preserve_ttl": "differ from that run's",
         "where": "differ from that run's",
+        "source_recreated": "that run read another table than",
     }[change]
     assert message in caplog.text
     assert f"{keyspace}.events" in caplog.text and "start a new run" in caplog.text
+    assert "start a new run" in caplog.text
     if change != "truncated":
         count = len(rows_of(target_session, keyspace, "events", ("id", "seq")))
         assert count == (0 if change == "recreated" else ROWS)  # nothing written
@@ -86,15 +92,17 @@ def test_the_fingerprint_names_the_table_id_and_the_settings(
     settings = load_settings(str(settings_path))
     with preflight.connected(settings) as clusters:
         (plan,) = preflight.check_against_clusters(settings, clusters)
-        first = runs.fingerprint(settings, plan, clusters.target)
-        table_id = target_session.execute(
-            "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
-            (keyspace, "events")).one()[0]
-        assert first.startswith(f"table {table_id}; settings ")
-        assert runs.fingerprint(settings, plan, clusters.target) == first
+        first = runs.fingerprint(settings, plan, clusters.source, clusters.target)
+        query = ("SELECT id FROM system_schema.tables WHERE keyspace_name = %s "
+                 "AND table_name = %s")
+        target_id = target_session.execute(query, (keyspace, "events")).one()[0]
+        source_id = source_session.execute(query, (keyspace, "events")).one()[0]
+        assert target_id != source_id
+        assert first.startswith(f"table {target_id}; source {source_id}; settings ")
+        assert runs.fingerprint(settings, plan, clusters.source, clusters.target) == first
         other = load_settings(str(settings_path), ["PRESERVE_WRITETIME=false"])
-        changed = runs.fingerprint(other, plan, clusters.target)
-        assert changed.split("; ")[0] == first.split("; ")[0] and changed != first
+        changed = runs.fingerprint(other, plan, clusters.source, clusters.target)
+        assert changed.split("; ")[:2] == first.split("; ")[:2] and changed != first
 
 
 def test_a_settings_file_moved_elsewhere_resumes_its_run_and_runs_lists_it(

@@ -2,10 +2,11 @@
 
 A row becomes one bound INSERT when its cells share one writetime and TTL (the usual case,
 ``cells.RowLayout``), or one INSERT per group of cells otherwise (``cells.cell_groups``). Values
-are bound with ``binding.Binder``; nulls are UNSET, so a copy creates no tombstones. On a target
-table with a ``default_time_to_live``, a cell without TTL is written ``USING TTL 0``: without a
-TTL clause the table's default would apply, and the target would expire what the source keeps
-(Cassandra's ``Attributes.getTimeToLive``: an explicit 0 overrides the default). Several
+are bound with ``binding.Binder``; nulls are UNSET, so a copy creates no tombstones. With TTLs
+kept, on a target table with a ``default_time_to_live``, a cell without TTL is written ``USING
+TTL 0``: without a TTL clause the table's default would apply, and the target would expire what
+the source keeps (Cassandra's ``Attributes.getTimeToLive``: an explicit 0 overrides the
+default). Several
 rows' statements go in one UNLOGGED batch (``request_for``), cut so that no batch carries more
 than a number of bytes of values (``within_bytes``).
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from transforms.binding import Binder
-from transforms.cells import CellOptions, RowLayout, cell_groups, data_of, is_metadata_key
+from transforms.cells import CellOptions, RowLayout, cell_groups, is_metadata_key
 from transforms.connection import table_metadata
 from transforms.cql import insert_statement
 
@@ -52,9 +53,11 @@ class InsertStatements:
         self._types = {}
         metadata = table_metadata(session, keyspace, table)
         default_ttl = int(metadata.options.get("default_time_to_live") or 0) if metadata else 0
-        # The TTL bound for a cell that has none: nothing (no TTL clause), or 0 where the
-        # table's default would apply otherwise.
-        self._no_ttl = None if not default_ttl else _NO_TTL_BYTES if serialized else 0
+        # The TTL bound for a cell that has none when TTLs are kept: nothing (no TTL clause),
+        # or 0 where the table's default would apply otherwise. Without kept TTLs the
+        # target's default applies, as to any write that names no TTL.
+        self._no_ttl = (None if not default_ttl or not cells.ttl
+                        else _NO_TTL_BYTES if serialized else 0)
         if serialized:
             columns = tuple(metadata.columns)
             prepared = self._insert(columns, False, False).prepared
@@ -78,10 +81,8 @@ class InsertStatements:
                 # A partition with static cells only: no clustering key, so no row to insert.
                 row = {name: value for name, value in row.items() if value is not None}
                 columns = tuple(row)
-            values = [UNSET_VALUE if value is None else value for value in row.values()]
-            if self._no_ttl is not None:
-                values.append(self._no_ttl)
-            return [self._bind(self._insert(columns, False, self._no_ttl is not None), values)]
+            return [self._bind(self._insert(columns, False, False),
+                               [UNSET_VALUE if value is None else value for value in row.values()])]
         keys = tuple(row)
         layout = self._layouts.get(keys)
         if layout is None:
@@ -128,15 +129,11 @@ class InsertStatements:
                            self._partition_key)
 
     def groups(self, row: Mapping) -> list | None:
-        """The row's cell groups when writetimes or TTLs are kept or the target table has a
-        default TTL (for its dead letter, whose CQL must write what the INSERTs write)."""
-        if self._cells.any:
-            groups = self._groups(row)
-        elif self._no_ttl is not None:
-            groups = [({name: value for name, value in data_of(row).items() if value is not None},
-                       None, None)]
-        else:
+        """The row's cell groups when writetimes or TTLs are kept (for its dead letter, whose
+        CQL must write what the INSERTs write: TTL 0 where they do)."""
+        if not self._cells.any:
             return None
+        groups = self._groups(row)
         if self._no_ttl is None:
             return groups
         return [(cells, writetime, 0 if ttl is None else ttl) for cells, writetime, ttl in groups]
