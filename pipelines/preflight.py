@@ -460,6 +460,14 @@ def _create_target_tables(settings, source_cluster, target, missing,
     return problems
 
 
+def _case_hint(keyspace, name: str) -> str:
+    """A table of the keyspace whose name differs from ``name`` only in case: unquoted names
+    are read in lower case, as CQL reads them."""
+    found = [table for table in keyspace.tables if table.lower() == name.lower() != table]
+    return (f" (there is a table {found[0]!r}: a name that keeps upper case goes in double "
+            f"quotes, '\"{found[0]}\"')") if found else ""
+
+
 def _check_table(settings, index, mapping, source, source_keyspace, target_keyspace,
                  problems) -> TablePlan | None:
     where = f"TABLES[{index}]"
@@ -467,11 +475,13 @@ def _check_table(settings, index, mapping, source, source_keyspace, target_keysp
     source_table = source_keyspace.tables.get(mapping.source)
     target_table = target_keyspace.tables.get(mapping.target)
     if source_table is None:
-        problems.append(f"{where}.SOURCE: table {source_label} does not exist")
+        problems.append(f"{where}.SOURCE: table {source_label} does not exist"
+                        + _case_hint(source_keyspace, mapping.source))
     if target_table is None:
         problems.append(f"{where}.TARGET: table {target_label} does not exist"
-                        + ("" if settings.create_target_tables else
-                           " (CREATE_TARGET_TABLES: true creates it from the source)"))
+                        + (_case_hint(target_keyspace, mapping.target)
+                           or ("" if settings.create_target_tables else
+                               " (CREATE_TARGET_TABLES: true creates it from the source)")))
     if source_table is None or target_table is None:
         return None
     before = len(problems)

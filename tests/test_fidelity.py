@@ -451,3 +451,14 @@ def test_case_sensitive_and_quoted_names_are_copied_and_validated(
     assert len(source) == 200 and target == source
     code, validation = run_validation(settings)
     assert code == 0 and validation["tables"][0]["valid"] == 200, validation
+
+
+def test_an_unquoted_name_of_a_case_sensitive_table_says_how_to_quote_it(
+        tmp_path, keyspace, cassandra_hosts, source_session, target_session, caplog):
+    for session in (source_session, target_session):
+        session.execute(f'CREATE TABLE {keyspace}."Orders" (id int PRIMARY KEY)')
+    settings = write_settings(tmp_path, *cassandra_hosts[:2], keyspace, ["Orders"])
+    assert run_migration(settings)[0] == 2
+    assert (f"TABLES[0].SOURCE: table {keyspace}.orders does not exist (there is a table "
+            "'Orders': a name that keeps upper case goes in double quotes, '\"Orders\"')"
+            in caplog.text)
