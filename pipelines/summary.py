@@ -69,8 +69,9 @@ class TableSummary:
                 "work_items_failed": ledger.items_failed,
                 "run_rows_read": ledger.rows_read, "run_rows_written": ledger.rows_written,
                 "run_rows_failed": ledger.rows_failed,
-                # Over every attempt: rows written at the fallback consistency, each listed in
-                # a downgraded_rows file of the attempt that wrote it.
+                # Over the run's done items (an item done again counts its last attempt): rows
+                # written at the fallback consistency, each listed in a downgraded_rows file of
+                # the attempt that wrote it.
                 "run_rows_downgraded": ledger.counts.get("rows_downgraded", 0)})
             if ledger.stopped:
                 document["stopped"] = ledger.stopped
