@@ -180,7 +180,7 @@ def _validate_parser() -> argparse.ArgumentParser:
          "the settings or the clusters are wrong (nothing was read)."),
         epilog="Settings of the validation, in the settings file or with --set: "
                f"{', '.join(VALIDATE_SETTINGS)}. --resume [RUN_ID] finishes an earlier "
-               "validation (the latest of this settings file, or RUN_ID).")
+               "validation (the latest of the same clusters and keyspaces, or RUN_ID).")
 
 
 def _replay_parser() -> argparse.ArgumentParser:

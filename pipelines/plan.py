@@ -158,13 +158,14 @@ def _ledger_standing(settings: Settings, clusters, plans: list[TablePlan],
     if resume and resume != runs.LATEST:
         found = [record for record in found if record.run_id == resume]
         if not found:
-            raise SettingsError(f"{settings.path}: --resume {resume}: no such run of this "
-                                "settings file in the ledger")
+            raise SettingsError(f"{settings.path}: --resume {resume}: no such run of these "
+                                "clusters and keyspaces in the ledger")
     if not found:
         if resume:
             raise SettingsError(f"{settings.path}: --resume: the ledger {keyspace} holds no "
-                                "run of this settings file")
-        return {"note": f"{keyspace}: no earlier run of this settings file", "run": None,
+                                "run of these clusters and keyspaces")
+        return {"note": f"{keyspace}: no earlier run of these clusters and keyspaces",
+                "run": None,
                 "items": {}}
     wanted = sorted(runs.table_key(plan) for plan in plans)
     record = next((record for record in found if sorted(record.tables) == wanted), found[0])
