@@ -228,8 +228,8 @@ def _identifier(value):
     """A keyspace or table name as CQL reads it: unquoted, in lower case (``Names`` is the
     table ``names``); in double quotes, exactly (``'"Names"'``)."""
     _text(value)
-    quoted = _QUOTED_NAME.match(value)
-    name = quoted.group(1).replace('""', '"') if quoted else value.lower()
+    name = _unquoted(value)
+    name = value.lower() if name is None else name
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{value!r} is not a Cassandra table or keyspace name "
                          "(letters, digits and _, at most 48; in double quotes to keep "
@@ -240,8 +240,14 @@ def _identifier(value):
 def column_name(value: str) -> str:
     """A column name: as the table lists it (``UserId`` and ``userid`` are two columns), or
     in double quotes as CQL writes it (``'"Key-Name"'``)."""
+    name = _unquoted(value)
+    return value if name is None else name
+
+
+def _unquoted(value: str) -> str | None:
+    """The name inside a double-quoted CQL identifier (``""`` is one quote), or None."""
     quoted = _QUOTED_NAME.match(value)
-    return quoted.group(1).replace('""', '"') if quoted else value
+    return None if quoted is None else quoted.group(1).replace('""', '"')
 
 
 def _hosts(value):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import preflight
+from pipelines import preflight, summary
 from pipelines.config import SettingsError, load_settings
+from pipelines.options import add_settings_arguments
 from transforms.ledger import DONE, Ledger
 
 
@@ -26,11 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "first: run id, kind, start, tables, work items done of all, state. "
                     "Writes nothing. Exit 0, or 2 when the settings, the target or the ledger "
                     "cannot be used.")
-    parser.add_argument("--config", required=True, metavar="PATH",
-                        help="a migrator_settings.yaml whose TARGET holds the ledger (required)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="override one setting; repeatable (default: none)")
+    add_settings_arguments(parser, "a migrator_settings.yaml whose TARGET holds the ledger "
+                                   "(required)")
     return parser
 
 
@@ -82,14 +80,7 @@ def run(argv: list[str] | None = None) -> int:
         cluster.shutdown()
     columns = (("run_id", "run"), ("what", "what"), ("started", "started"),
                ("tables", "tables"), ("items", "items done"), ("state", "state"))
-    rows = [[label for _, label in columns]]
-    rows += [[entry[key] for key, _ in columns] for entry in described]
-    widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-              .rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print("\n".join(summary.text_table(described, columns)))
     print(f"{len(described)} run{'s' if len(described) != 1 else ''} in the ledger {keyspace}")
     return 0
 

@@ -204,9 +204,9 @@ def failed_rows_prefix(directory: str, plan: TablePlan) -> str:
     return FileSystems.join(directory, plan.target_label)
 
 
-def failed_rows_files(directory: str, plan: TablePlan, kind: str = "failed_rows") -> list[str]:
-    """The files the writers made durably: failed rows, or rows written at the fallback
-    consistency (``downgraded_rows``)."""
+def durable_files(directory: str, plan: TablePlan, kind: str) -> list[str]:
+    """The files the writers made durably, of one kind: ``failed_rows``, or
+    ``downgraded_rows`` (rows written at the fallback consistency)."""
     pattern = f"{failed_rows_prefix(directory, plan)}.{kind}.*.jsonl"
     try:
         return sorted(metadata.path for result in FileSystems.match([pattern])
@@ -412,9 +412,9 @@ def run(argv: list[str] | None = None) -> int:
     """Run a migration; return the exit code (0 success, 1 failures, 2 bad settings). An
     ``argv`` that starts with a subcommand (``replay PATH ...``) goes to ``pipelines.cli``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in ("migrate", "plan", "validate", "replay", "runs"):
-        from pipelines import cli
+    from pipelines import cli  # (here: cli imports this module when it runs a migration)
 
+    if argv[:1] and argv[0] in cli.SUBCOMMANDS:
         return cli.run(argv)
     try:
         options, migrate_options, settings = load_run(argv)
@@ -495,8 +495,8 @@ def _report(settings: Settings, plans: list[TablePlan], run: runs.Run, result,
             continue
         table = summary.table_summary(result.metrics(), namespace_of(plan), plan.source_label,
                                       plan.target_label)
-        files = failed_rows_files(dead_letter_dir, plan)
-        failed_files += files + failed_rows_files(dead_letter_dir, plan, "downgraded_rows")
+        files = durable_files(dead_letter_dir, plan, "failed_rows")
+        failed_files += files + durable_files(dead_letter_dir, plan, "downgraded_rows")
         table.dead_letter_records = count_records(files)
         table.ledger = standing.get(runs.table_key(plan))
         tables.append(table)

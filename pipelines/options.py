@@ -37,6 +37,15 @@ def add_run_arguments(parser) -> None:
                            "default: a new run)")
 
 
+def add_settings_arguments(parser, config_help: str) -> None:
+    """--config (required) and --set: what the commands that run no pipeline (replay, runs)
+    take."""
+    parser.add_argument("--config", required=True, metavar="PATH", help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override one setting; repeatable (default: none)")
+
+
 def yaml_text(value) -> str:
     """A default as a settings file writes it."""
     if value is None:

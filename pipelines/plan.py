@@ -150,29 +150,22 @@ def _ledger_standing(settings: Settings, clusters, plans: list[TablePlan],
         return {"note": f"{keyspace} does not exist on the target: a run would create it "
                         "(replication factor up to 3)", "run": None, "items": {}}
     ledger = Ledger(clusters.target, keyspace)
+    wanted = sorted(runs.table_key(plan) for plan in plans)
     try:
         found = runs.recorded_runs(ledger, settings, clusters.source, clusters.target)
+        if not found and not resume:
+            return {"note": f"{keyspace}: no earlier run of these clusters and keyspaces",
+                    "run": None, "items": {}}
+        # The run --resume would take, chosen as it chooses.
+        record = runs.find_run(ledger, settings, clusters.source, clusters.target,
+                               resume or runs.LATEST, tables=wanted, recorded=found)
+    except SettingsError:
+        raise
     except Exception as error:  # noqa: BLE001 - named to the user
         raise SettingsError(f"{settings.path}: LEDGER_KEYSPACE: the run ledger {keyspace} "
                             f"cannot be read: {type(error).__name__}: {error}") from None
-    if resume and resume != runs.LATEST:
-        found = [record for record in found if record.run_id == resume]
-        if not found:
-            raise SettingsError(f"{settings.path}: --resume {resume}: no such run of these "
-                                "clusters and keyspaces in the ledger")
-    if not found:
-        if resume:
-            raise SettingsError(f"{settings.path}: --resume: the ledger {keyspace} holds no "
-                                "run of these clusters and keyspaces")
-        return {"note": f"{keyspace}: no earlier run of these clusters and keyspaces",
-                "run": None,
-                "items": {}}
-    wanted = sorted(runs.table_key(plan) for plan in plans)
-    record = next((record for record in found if sorted(record.tables) == wanted), found[0])
-    if resume and sorted(record.tables) != wanted:
-        raise SettingsError(f"{settings.path}: --resume {record.run_id}: that run copied "
-                            f"{', '.join(record.tables)}, these settings copy "
-                            f"{', '.join(wanted)}")
+    if resume:
+        runs.refuse_other_tables(settings, record, wanted)
     items: dict[str, list] = {}
     for item in ledger.items(record.run_id):
         items.setdefault(item.table, []).append(item)

@@ -31,7 +31,9 @@ from cassandra.query import SimpleStatement
 
 from pipelines import logs, preflight
 from pipelines.config import SettingsError, load_settings
+from pipelines.options import add_settings_arguments
 from transforms import retry
+from transforms.cql import using_clause
 from transforms.requests import InFlight, outcome_of, resend, send
 
 _LOG = logging.getLogger("migrator.replay")
@@ -131,11 +133,8 @@ def _cql_now(record: dict, now: float) -> str | None:
             ttl -= elapsed
             if ttl <= 0:
                 continue
-        using = [f"TIMESTAMP {statement['timestamp']}" if statement["timestamp"] is not None
-                 else "", f"TTL {ttl}" if ttl is not None else ""]
-        using = [part for part in using if part]
-        text = statement["cql"].rstrip(";")
-        parts.append(f"{text} USING {' AND '.join(using)};" if using else f"{text};")
+        text = statement["cql"].rstrip(";")  # the INSERT of its cells, without USING
+        parts.append(f"{text}{using_clause(statement['timestamp'], ttl)};")
     return " ".join(parts) or None
 
 
@@ -148,11 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "command line, settings or files.",
         epilog="Settings: see the settings reference in README.md (section 'Settings').")
     parser.add_argument("path", help="a dead-letter file, a run's folder of them, or a pattern")
-    parser.add_argument("--config", required=True, metavar="PATH",
-                        help="the migrator_settings.yaml of the run (required)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="override one setting; repeatable (default: none)")
+    add_settings_arguments(parser, "the migrator_settings.yaml of the run (required)")
     return parser
 
 

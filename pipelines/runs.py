@@ -13,11 +13,12 @@ of date (the coordinator forwards). A different list of tables is refused: the r
 its identity.
 
 A done item is trusted only while what its rows depend on is unchanged. Each run records a
-fingerprint of every table (``fingerprint``): the target table's id (a table dropped and created
-again has a new one) and a digest of the settings that decide what is written (the table's
-mapping: columns, constants, WHERE, partitions, writetime window; PRESERVE_WRITETIME and
-PRESERVE_TTL). ``--resume`` refuses a table whose fingerprint changed, and one whose target is
-empty although done items wrote rows to it (truncated), naming the way out: a new run.
+fingerprint of every table (``fingerprint``): the target and source tables' ids (a table
+dropped and created again has a new one; another cluster of the same name has other ids) and a
+digest of the settings that decide what is written (the table's mapping: columns, constants,
+WHERE, partitions, writetime window; PRESERVE_WRITETIME and PRESERVE_TTL). ``--resume`` refuses
+a table whose fingerprint changed, and one whose target is empty although done items wrote
+rows to it (truncated), naming the way out: a new run.
 """
 
 from __future__ import annotations
@@ -163,10 +164,12 @@ def recorded_runs(ledger: Ledger, settings: Settings, source, target,
 
 
 def find_run(ledger: Ledger, settings: Settings, source, target, resume: str,
-             kind: str = "migrate", tables: list[str] | None = None):
+             kind: str = "migrate", tables: list[str] | None = None, recorded=None):
     """The run ``--resume`` means (LATEST: the latest of these clusters and keyspaces, of the
-    same ``tables`` where one is; or a run id); SettingsError naming what is wrong."""
-    runs = recorded_runs(ledger, settings, source, target, kind)
+    same ``tables`` where one is; or a run id); SettingsError naming what is wrong.
+    ``recorded``: ``recorded_runs``, when the caller has read them already."""
+    runs = (recorded if recorded is not None
+            else recorded_runs(ledger, settings, source, target, kind))
     if resume == LATEST:
         same_tables = [record for record in runs
                        if tables is not None and sorted(record.tables) == sorted(tables)]
@@ -282,14 +285,19 @@ def _row_of(item: ReadWorkItem) -> tuple:
     return (item.item_id, token_range.start, token_range.end, list(token_range.replicas), None)
 
 
-def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, source, target) -> Run:
-    wanted = [table_key(plan) for plan in plans]
-    record = find_run(ledger, settings, source, target, resume, kind, wanted)
+def refuse_other_tables(settings: Settings, record, wanted: list[str]) -> None:
+    """SettingsError when the run to resume copied other tables than these settings do."""
     if sorted(record.tables) != sorted(wanted):
         raise SettingsError(
             f"{settings.path}: --resume {record.run_id}: that run copied "
             f"{', '.join(record.tables)}, these settings copy {', '.join(wanted)}; resume with "
             "the tables of that run, or start a new run")
+
+
+def _resume(settings, plans, ledger: Ledger, resume: str, kind: str, source, target) -> Run:
+    wanted = [table_key(plan) for plan in plans]
+    record = find_run(ledger, settings, source, target, resume, kind, wanted)
+    refuse_other_tables(settings, record, wanted)
     by_table: dict[str, list[WorkItemRecord]] = {}
     for item in ledger.items(record.run_id):
         by_table.setdefault(item.table, []).append(item)

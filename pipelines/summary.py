@@ -126,15 +126,22 @@ def counters(metrics, namespace: str, names) -> dict[str, int]:
     return counts
 
 
-def format_table(summary: dict, columns=MIGRATION_COLUMNS, what: str = "migration") -> str:
+def text_table(entries: list[dict], columns) -> list[str]:
+    """Lines of a table for the console: ``columns`` are (key, heading) pairs, one row per
+    entry, numbers with thousands separators, a rule under the headings."""
     rows = [[label for _, label in columns]]
-    for table in summary["tables"]:
-        rows.append([f"{table[key]:,}" if isinstance(table.get(key), int) else str(table.get(key))
+    for entry in entries:
+        rows.append([f"{entry[key]:,}" if isinstance(entry.get(key), int) else str(entry.get(key))
                      for key, _ in columns])
     widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
              for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def format_table(summary: dict, columns=MIGRATION_COLUMNS, what: str = "migration") -> str:
+    lines = text_table(summary["tables"], columns)
     lines.append(f"{what} {summary['status']} in {summary['seconds']:.1f}s"
                  + (f" (run {summary['run_id']})" if summary.get("run_id") else ""))
     return "\n".join(lines)

@@ -30,7 +30,7 @@ def select_statement(keyspace: str, table: str, columns: Iterable[str], where: s
             f"WHERE {where}")
 
 
-def _using(timestamp, ttl) -> str:
+def using_clause(timestamp, ttl) -> str:
     """USING clause; ``timestamp`` and ``ttl`` are "?" placeholders or literal numbers."""
     parts = [f"TIMESTAMP {timestamp}" if timestamp is not None else "",
              f"TTL {ttl}" if ttl is not None else ""]
@@ -44,7 +44,7 @@ def insert_statement(keyspace: str, table: str, columns: Iterable[str], *,
     columns = list(columns)
     return (f"INSERT INTO {table_name(keyspace, table)} ({', '.join(map(quote, columns))}) "
             f"VALUES ({', '.join('?' for _ in columns)})"
-            + _using("?" if timestamp else None, "?" if ttl else None))
+            + using_clause("?" if timestamp else None, "?" if ttl else None))
 
 
 def literal_insert(keyspace: str, table: str, row: Mapping, timestamp: int | None = None,
@@ -53,4 +53,4 @@ def literal_insert(keyspace: str, table: str, row: Mapping, timestamp: int | Non
     present = {name: value for name, value in row.items() if value is not None}
     values = ", ".join(_ENCODER.cql_encode_all_types(value) for value in present.values())
     return (f"INSERT INTO {table_name(keyspace, table)} ({', '.join(map(quote, present))}) "
-            f"VALUES ({values}){_using(timestamp, ttl)};")
+            f"VALUES ({values}){using_clause(timestamp, ttl)};")

@@ -142,7 +142,7 @@ class RowWriterFn(beam.DoFn):
 
     def finish_bundle(self):
         self._complete_all()
-        self._flush_dead_letters(self._unsettled)  # the open item's too: it is among them
+        self._flush_records(self._unsettled)  # the open item's too: it is among them
         self._activity.update(int(time.time() * 1000))
         for tag, record in self._take_outputs():
             yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(record))
@@ -194,7 +194,7 @@ class RowWriterFn(beam.DoFn):
         if tally.end is None or tally.pending:
             return
         self._unsettled.remove(tally)
-        self._flush_dead_letters([tally])
+        self._flush_records([tally])
         if tally.skipped:
             return  # not all of it was written: it stays pending
         settled = tally.written + tally.failed + tally.unchanged
@@ -291,7 +291,9 @@ class RowWriterFn(beam.DoFn):
             self._control.failures(1)
         self._settle_if_done(tally)
 
-    def _flush_dead_letters(self, tallies: Iterable[ItemTally]) -> None:
+    def _flush_records(self, tallies: Iterable[ItemTally]) -> None:
+        """Make the items' dead letters and downgraded-row records durable (then count
+        the dead letters as failed rows)."""
         records, downgraded = [], []
         for tally in tallies:
             records += tally.dead_letters
